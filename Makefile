@@ -1,0 +1,102 @@
+# One entry point for contributors and CI. `make help` lists the targets.
+# Every target creates what it needs first (.venv, node_modules, vendored KaTeX, figures), so a fresh clone
+# needs only `make serve` or `make test`.
+
+SHELL      := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON     ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PORT       ?= 8000
+export NO_MKDOCS_2_WARNING := 1
+export PYTHONHASHSEED := 0
+# Snippets and tests use the torch backend unless told otherwise; `make test-backends` runs the other two.
+export KERAS_BACKEND ?= torch
+
+say = @printf '\n\033[1;34m==> %s\033[0m\n' "$(1)"
+
+.PHONY: help setup serve test site live figures notebooks vendor test-fast test-backends bench \
+        translation-status sync-translation clean distclean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-20s %s\n",$$1,$$2}'
+
+# --- set-up ------------------------------------------------------------------------------------------------
+$(VENV)/.installed: requirements.txt
+	$(call say,Creating $(VENV) and installing pinned Python packages (requirements.txt))
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --progress-bar off -r requirements.txt
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	$(call say,Installing pinned front-end packages (KaTeX, axe-core) with npm ci)
+	npm ci --no-audit --no-fund --loglevel=error
+
+docs/assets/vendor/.stamp: node_modules/.package-lock.json
+	$(call say,Copying KaTeX into docs/assets/vendor (served by the site itself, no CDN))
+	rm -rf docs/assets/vendor && mkdir -p docs/assets/vendor/katex/contrib docs/assets/vendor/katex/fonts
+	cp node_modules/katex/dist/katex.min.js node_modules/katex/dist/katex.min.css docs/assets/vendor/katex/
+	cp node_modules/katex/dist/contrib/auto-render.min.js docs/assets/vendor/katex/contrib/
+	cp node_modules/katex/dist/fonts/*.woff2 docs/assets/vendor/katex/fonts/
+	cp node_modules/katex/LICENSE docs/assets/vendor/katex/LICENSE.txt
+	touch $@
+
+setup: $(VENV)/.installed docs/assets/vendor/.stamp ## Create .venv, install pinned packages, vendor KaTeX
+
+# --- content -----------------------------------------------------------------------------------------------
+figures: setup ## Run the experiments and draw every figure (cached: unchanged runs are skipped)
+	$(call say,Figures and experiment results (snippets/experiments))
+	$(PY) snippets/experiments/make_figures.py
+
+notebooks: setup ## Regenerate the tutorial .ipynb files from their jupytext sources
+	$(call say,Notebooks from jupytext sources)
+	$(PY) snippets/notebooks/build_notebooks.py
+
+site: figures notebooks ## Build both languages into site/ (Korean at /, English at /en/), strict
+	$(call say,Building the Korean site (mkdocs.yml -> site/))
+	$(PY) -m mkdocs build --strict -f mkdocs.yml
+	$(call say,Building the English site (mkdocs.en.yml -> site/en/))
+	$(PY) -m mkdocs build --strict -f mkdocs.en.yml
+	@printf 'Built %s files, %s in site/\n' "$$(find site -type f | wc -l)" "$$(du -sh site | cut -f1)"
+
+serve: site ## Set up, build both languages and serve them on http://127.0.0.1:$(PORT)
+	$(call say,Serving site/ on http://127.0.0.1:$(PORT)/ (Korean) and http://127.0.0.1:$(PORT)/en/ (English). Ctrl-C stops.)
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory site
+
+live: figures notebooks ## Live-reload one language while writing: make live LANG=en
+	$(PY) -m mkdocs serve -a 127.0.0.1:$(PORT) -f $(if $(filter en,$(LANG)),mkdocs.en.yml,mkdocs.yml)
+
+# --- checks ------------------------------------------------------------------------------------------------
+test: figures notebooks ## Run the whole suite: snippets, Keras (torch backend), figures, strict builds, browser
+	$(call say,pytest: the whole suite (KERAS_BACKEND=$(KERAS_BACKEND)))
+	$(PY) -m pytest
+
+test-fast: setup ## Snippet and unit tests only (no site build, no browser)
+	$(PY) -m pytest -m "not site"
+
+$(VENV)/.backends: $(VENV)/.installed requirements-backends.txt
+	$(call say,Installing the JAX and TensorFlow backends for Keras (requirements-backends.txt))
+	$(PY) -m pip install --progress-bar off -r requirements-backends.txt
+	touch $@
+
+test-backends: $(VENV)/.backends ## Run the Keras tests under the jax and tensorflow backends too
+	$(call say,Keras tests with KERAS_BACKEND=jax)
+	KERAS_BACKEND=jax $(PY) -m pytest tests/keras -p no:cacheprovider
+	$(call say,Keras tests with KERAS_BACKEND=tensorflow)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest tests/keras -p no:cacheprovider
+
+bench: setup ## Time the margin heads and Partial FC (writes snippets/benchmarks/results.json)
+	$(PY) snippets/benchmarks/bench_heads.py
+
+translation-status: ## Show which translated pages are in sync with their source
+	$(PY) docs/hooks/translation.py status
+
+sync-translation: ## After updating a translation: make sync-translation PAGE=en/arcface.md
+	$(PY) docs/hooks/translation.py sync $(PAGE)
+
+clean: ## Remove the built site and generated figures (keeps .venv and the experiment cache)
+	rm -rf site docs/assets/figures docs/assets/results
+
+distclean: clean ## Remove everything generated, .venv and node_modules included
+	rm -rf $(VENV) node_modules docs/assets/vendor .cache

@@ -1,0 +1,2 @@
+"""Placeholder until the tutorial notebook lands."""
+print("notebooks: none yet")
