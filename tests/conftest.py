@@ -1,6 +1,13 @@
-"""Shared test set-up. The Keras backend is fixed per process: set KERAS_BACKEND before pytest (default: torch)."""
+"""Shared test set-up.
+
+- The Keras backend is fixed per process: set KERAS_BACKEND before pytest (default here: torch).
+- `built_site`: both language builds, made once per test session with `mkdocs build --strict` into a temp folder
+  laid out like the published site (Korean at /, English at /en/). Tests that use it are marked `site`.
+"""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,8 +15,27 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {"ko": "mkdocs.yml", "en": "mkdocs.en.yml"}
+
+
+def mkdocs_build(config: str, site_dir: Path, cwd: Path = ROOT, execute_notebooks: bool = True):
+    """Run `mkdocs build --strict`; returns the CompletedProcess (never raises)."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", NB_EXECUTE="true" if execute_notebooks else "false")
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", config, "-d", str(site_dir)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+    )
 
 
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    site = tmp_path_factory.mktemp("site")
+    for lang, config in CONFIGS.items():
+        result = mkdocs_build(config, site if lang == "ko" else site / lang)
+        assert result.returncode == 0, f"strict {lang} build failed:\n{result.stderr[-4000:]}"
+    return site

@@ -1,0 +1,191 @@
+"""The site as a whole: strict builds of both languages, what makes them fail, language parity, offline assets.
+
+Oracles: the MkDocs build's exit status, the built HTML, and the Markdown sources of both languages.
+"""
+
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CONFIGS, ROOT, mkdocs_build
+
+pytestmark = pytest.mark.site
+
+DOCS = ROOT / "docs"
+LANGS = ("ko", "en")
+INCLUDE = re.compile(r'--8<--\s+"([^"]+)"')
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)")
+
+
+def pages(lang):
+    return sorted(p.relative_to(DOCS / lang).as_posix() for p in (DOCS / lang).rglob("*.md"))
+
+
+def html_pages(site: Path, lang: str):
+    base = site / lang if lang != "ko" else site
+    for path in sorted(base.rglob("*.html")):
+        rel = path.relative_to(base).as_posix()
+        if lang == "ko" and rel.startswith("en/"):
+            continue
+        yield rel, path.read_text(encoding="utf-8")
+
+
+class Collect(HTMLParser):
+    """Collects heading ids and every URL the page would fetch (scripts, styles, images, icons, fonts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.heading_ids, self.fetched, self.lang = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "html":
+            self.lang = a.get("lang")
+        if re.fullmatch(r"h[1-6]", tag) and a.get("id"):
+            self.heading_ids.append(a["id"])
+        if tag in ("script", "img", "iframe", "source", "video", "audio") and a.get("src"):
+            self.fetched.append(a["src"])
+        if tag == "link" and a.get("href") and set((a.get("rel") or "").split()) & {
+            "stylesheet", "icon", "preload", "preconnect", "modulepreload", "manifest"}:
+            self.fetched.append(a["href"])
+
+
+def parse(html: str) -> Collect:
+    c = Collect()
+    c.feed(html)
+    return c
+
+
+def is_external(url: str) -> bool:
+    return bool(re.match(r"^(https?:)?//", url))
+
+
+# --- builds ------------------------------------------------------------------------------------------------
+
+def test_both_languages_build_strict(built_site):
+    assert (built_site / "index.html").is_file()
+    assert (built_site / "en" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_page_is_built_with_its_language(built_site, lang):
+    built = dict(html_pages(built_site, lang))
+    for page in pages(lang):
+        rel = "index.html" if page == "index.md" else page.removesuffix(".md") + "/index.html"
+        assert rel in built, f"{lang}/{page} was not built"
+        assert parse(built[rel]).lang == lang, f"{lang}/{rel}: wrong <html lang>"
+
+
+def test_no_config_or_source_file_leaks_into_site(built_site):
+    leaked = [p.relative_to(built_site).as_posix() for p in built_site.rglob("*")
+              if p.suffix in (".yml", ".yaml", ".py", ".md") or p.name in ("Makefile", "package.json")]
+    assert leaked == []
+
+
+def test_built_html_fetches_nothing_from_outside(built_site):
+    offenders = []
+    for lang in LANGS:
+        for rel, html in html_pages(built_site, lang):
+            offenders += [f"{lang}/{rel}: {u}" for u in parse(html).fetched if is_external(u)]
+    for css in built_site.rglob("*.css"):
+        for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", css.read_text(encoding="utf-8", errors="replace")):
+            if is_external(url):
+                offenders.append(f"{css.relative_to(built_site)}: {url}")
+    assert offenders == []
+
+
+def test_katex_is_served_by_the_site(built_site):
+    for base in (built_site, built_site / "en"):
+        assert (base / "assets/vendor/katex/katex.min.js").stat().st_size > 100_000
+        assert list((base / "assets/vendor/katex/fonts").glob("KaTeX_Main-Regular.woff2"))
+
+
+# --- language parity ---------------------------------------------------------------------------------------
+
+def test_every_page_exists_in_both_languages():
+    assert pages("ko") == pages("en")
+
+
+@pytest.mark.parametrize("page", pages("ko"))
+def test_page_has_same_includes_and_images_in_both_languages(page):
+    ko = (DOCS / "ko" / page).read_text(encoding="utf-8")
+    en = (DOCS / "en" / page).read_text(encoding="utf-8")
+    assert sorted(INCLUDE.findall(ko)) == sorted(INCLUDE.findall(en)), "snippet includes differ"
+    assert sorted(IMAGE.findall(ko)) == sorted(IMAGE.findall(en)), "images differ"
+
+
+def test_pages_have_same_heading_ids_in_both_languages(built_site):
+    ko, en = dict(html_pages(built_site, "ko")), dict(html_pages(built_site, "en"))
+    for rel in ko:
+        if rel == "404.html":
+            continue
+        assert parse(ko[rel]).heading_ids == parse(en[rel]).heading_ids, f"heading ids differ on {rel}"
+
+
+def test_both_navs_list_the_same_files():
+    def files(node):
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            return [f for v in node.values() for f in files(v)]
+        return [f for v in node for f in files(v)]
+
+    navs = {}
+    for lang, config in CONFIGS.items():
+        text = (ROOT / config).read_text(encoding="utf-8")
+        # mkdocs.yml has custom tags (!ENV, python slugify), so parse only its trailing nav block.
+        navs[lang] = files(yaml.safe_load("nav:\n" + text.split("\nnav:\n", 1)[1])["nav"])
+    assert navs["ko"] == navs["en"]
+    listed = {p.removesuffix(".ipynb") + ".md" if p.endswith(".ipynb") else p for p in navs["ko"]}
+    assert {p for p in pages("ko")} <= listed, "a page is missing from the nav"
+
+
+# --- what must make the build fail -------------------------------------------------------------------------
+
+@pytest.fixture
+def docs_copy(tmp_path):
+    """A throwaway copy of everything a build reads, to break on purpose."""
+    for name in ("mkdocs.yml", "mkdocs.en.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("figures", "__pycache__"))
+    shutil.copytree(ROOT / "snippets", tmp_path / "snippets", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "docs/assets/figures").mkdir(exist_ok=True)
+    # Figures are regenerated, not copied: give every referenced one an empty stand-in so only our breakage fails.
+    for page in (tmp_path / "docs").rglob("*.md"):
+        for ref in re.findall(r"assets/figures/[\w.-]+", page.read_text(encoding="utf-8")):
+            (tmp_path / "docs" / ref).touch()
+    return tmp_path
+
+
+def append(path: Path, text: str):
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + text + "\n", encoding="utf-8")
+
+
+def test_the_untouched_copy_builds(docs_copy):
+    result = mkdocs_build("mkdocs.yml", docs_copy / "out", cwd=docs_copy, execute_notebooks=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ('```python\n--8<-- "snippets/pytorch/no_such_file.py"\n```', "no_such_file.py"),
+    ('```python\n--8<-- "docs/hooks/translation.py:no_such_section"\n```', "no_such_section"),
+    ("[broken](no-such-page.md)", "no-such-page.md"),
+    ("[broken](index.md#no-such-anchor)", "no-such-anchor"),
+])
+def test_strict_build_fails_on(docs_copy, breakage, message):
+    append(docs_copy / "docs/ko/index.md", breakage)
+    result = mkdocs_build("mkdocs.yml", docs_copy / "out", cwd=docs_copy, execute_notebooks=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_stale_translation_shows_a_notice(docs_copy):
+    append(docs_copy / "docs/ko/index.md", "새 문단.")
+    result = mkdocs_build("mkdocs.en.yml", docs_copy / "out", cwd=docs_copy, execute_notebooks=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (docs_copy / "out/index.html").read_text(encoding="utf-8")
+    assert "This translation may be out of date" in html
