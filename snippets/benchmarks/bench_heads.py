@@ -1,0 +1,252 @@
+"""Benchmark of the classification heads: forward + backward time (and Partial FC's peak memory) on the CPU.
+
+Part 1 - the cost of the margin. Batch B = 256, embedding D = 512, C in {1k, 10k, 100k} classes; one step is
+normalise embeddings and class weights, cosine matrix, logits, mean cross-entropy, backward to the embeddings and
+the weights. Three heads, timed in turn inside each repetition so that they share the machine's noise:
+  normface  s * cos(theta) for every class, no margin (the plain cosine-softmax head)
+  arcface   arcface_logits from snippets/pytorch/margins.py (margin on the target column only)
+  pml       pytorch-metric-learning's ArcFaceLoss (margin given in degrees: degrees(0.5 rad))
+
+Part 2 - Partial FC (snippets/pytorch/partial_fc.py), B = 256, D = 128, C in {100k, 1M}, sample rate
+r in {1.0, 0.3, 0.1}. One step = sample centres (r < 1), forward, backward. D is 128 rather than 512 so that the
+C = 1M full softmax (weights, their gradient, normalised copy, [256, 1M] logits) fits a shared 23 GB machine; the
+cost of every part of the step still grows linearly with the number of centres used.
+Memory: each Partial FC configuration runs in a fresh process; "peak extra memory" is the process's peak resident
+set size (resource.getrusage ru_maxrss) minus its resident set size (/proc/self/status VmRSS) just before the first
+step, i.e. what the steps themselves added on top of the weights and inputs.
+
+Every time is the median of the repetitions after warm-up steps; ratios are ratios of medians of the same run.
+Writes results.json (data, machine information) and results.md (a table the performance page includes).
+
+    python snippets/benchmarks/bench_heads.py            # full run, about 5 to 8 minutes on 2 cores
+    python snippets/benchmarks/bench_heads.py --quick    # smoke run: small sizes, prints only
+"""
+
+import argparse
+import datetime
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+SNIPPETS = HERE.parent
+B, D_HEADS, D_PFC, S, M = 256, 512, 128, 64.0, 0.5
+
+
+def load(relpath):
+    """Import a standalone snippet file by path (the snippets are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(Path(relpath).stem, SNIPPETS / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def rss_kib():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Part 1: NormFace vs ArcFace vs PML ArcFaceLoss
+# ---------------------------------------------------------------------------------------------------------------
+
+def make_heads(num_classes, margins):
+    from pytorch_metric_learning.losses import ArcFaceLoss
+
+    weight = torch.nn.Parameter(torch.randn(num_classes, D_HEADS) * 0.01)
+    pml = ArcFaceLoss(num_classes=num_classes, embedding_size=D_HEADS, margin=math.degrees(M), scale=S)
+    with torch.no_grad():
+        pml.W.copy_(weight.T)
+
+    def cosine(x):
+        return F.linear(F.normalize(x, eps=1e-12), F.normalize(weight, eps=1e-12))
+
+    def normface(x, y):
+        return F.cross_entropy(S * cosine(x), y)
+
+    def arcface(x, y):
+        return F.cross_entropy(margins.arcface_logits(cosine(x), y, s=S, m=M), y)
+
+    return {"normface": (normface, [weight]), "arcface": (arcface, [weight]), "pml": (pml, list(pml.parameters()))}
+
+
+def time_step(loss_fn, params, x, y):
+    x.grad = None
+    for p in params:
+        p.grad = None
+    start = time.perf_counter()
+    loss_fn(x, y).backward()
+    return time.perf_counter() - start
+
+
+def bench_heads(class_counts, reps, warmup):
+    rows = []
+    for num_classes in class_counts:
+        torch.manual_seed(0)
+        heads = make_heads(num_classes, margins)
+        x = torch.randn(B, D_HEADS, requires_grad=True)
+        y = torch.randint(0, num_classes, (B,))
+        times = {name: [] for name in heads}
+        for rep in range(warmup + reps[num_classes]):
+            for name, (loss_fn, params) in heads.items():  # interleaved: the heads share the machine's noise
+                elapsed = time_step(loss_fn, params, x, y)
+                if rep >= warmup:
+                    times[name].append(elapsed)
+        med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+        paired = [a / n for a, n in zip(times["arcface"], times["normface"])]
+        rows.append({
+            "C": num_classes, "B": B, "D": D_HEADS, "repetitions": reps[num_classes],
+            "normface_ms": med["normface"], "arcface_ms": med["arcface"], "pml_ms": med["pml"],
+            "arcface_over_normface": med["arcface"] / med["normface"], "arcface_over_pml": med["arcface"] / med["pml"],
+            "arcface_over_normface_paired_median": statistics.median(paired),
+        })
+        print(f"C={num_classes:>7}: normface {med['normface']:8.1f} ms  arcface {med['arcface']:8.1f} ms  "
+              f"pml {med['pml']:8.1f} ms  arcface/normface {rows[-1]['arcface_over_normface']:.3f}  "
+              f"arcface/pml {rows[-1]['arcface_over_pml']:.3f}", flush=True)
+        del heads
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Part 2: Partial FC, one configuration per fresh process
+# ---------------------------------------------------------------------------------------------------------------
+
+def pfc_one(num_classes, sample_rate, reps, warmup):
+    """Run in a child process: time the Partial FC step and measure the memory the steps add."""
+    partial_fc = load("pytorch/partial_fc.py")
+    torch.manual_seed(0)
+    tiny = partial_fc.PartialFC(D_PFC, 1_000, sample_rate=sample_rate)  # one-time set-up (thread pools) not counted
+    time_step(tiny, list(tiny.parameters()), torch.randn(8, D_PFC, requires_grad=True), torch.arange(8))
+    head = partial_fc.PartialFC(D_PFC, num_classes, sample_rate=sample_rate, s=S, m=M)
+    x = torch.randn(B, D_PFC, requires_grad=True)
+    y = torch.randint(0, num_classes, (B,))
+    before = rss_kib()
+    times = [time_step(head, list(head.parameters()), x, y) for _ in range(warmup + reps)][warmup:]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    num_sample = num_classes if sample_rate >= 1 else max(int(sample_rate * num_classes), int(torch.unique(y).numel()))
+    return {"C": num_classes, "B": B, "D": D_PFC, "r": sample_rate, "num_sample": num_sample, "repetitions": reps,
+            "step_ms": statistics.median(times) * 1e3, "peak_extra_mib": (peak - before) / 1024,
+            "weight_mib": num_classes * D_PFC * 4 / 2**20}
+
+
+def bench_partial_fc(class_counts, rates, reps, warmup):
+    rows = []
+    for num_classes in class_counts:
+        full = None
+        for rate in rates:
+            args = json.dumps([num_classes, rate, reps[num_classes], warmup])
+            out = subprocess.run([sys.executable, __file__, "--pfc-child", args], capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            full = row["step_ms"] if rate == 1.0 else full
+            row["speedup_vs_full"] = full / row["step_ms"] if full else None
+            rows.append(row)
+            print(f"C={num_classes:>8} r={rate:<4}: {row['step_ms']:9.1f} ms  x{row['speedup_vs_full'] or 1:.2f}  "
+                  f"peak extra {row['peak_extra_mib']:8.1f} MiB", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def write_markdown(result, path):
+    machine = result["machine"]
+    lines = [
+        f"CPU: {machine['cpu']}, {machine['torch_threads']} threads; torch {machine['torch']}, "
+        f"pytorch-metric-learning {machine['pytorch_metric_learning']}; {result['date']}.",
+        "",
+        f"B = {B}, D = {D_HEADS}, s = {S:g}, m = {M} rad; forward + backward, median of n repetitions (ms).",
+        "",
+        "| C | n | NormFace | ArcFace | PML ArcFaceLoss | ArcFace / NormFace | ArcFace / PML |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["heads"]:
+        lines.append(f"| {r['C']:,} | {r['repetitions']} | {r['normface_ms']:.1f} | {r['arcface_ms']:.1f} | "
+                     f"{r['pml_ms']:.1f} | {r['arcface_over_normface']:.3f} | {r['arcface_over_pml']:.3f} |")
+    lines += [
+        "",
+        f"Partial FC (ArcFace): B = {B}, D = {D_PFC}; step = sampling + forward + backward, median of n (ms); "
+        "peak extra memory = ru_maxrss − VmRSS before the first step (MiB).",
+        "",
+        "| C | r | sampled centres | n | step | speed-up vs r = 1 | peak extra memory |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["partial_fc"]:
+        lines.append(f"| {r['C']:,} | {r['r']} | {r['num_sample']:,} | {r['repetitions']} | {r['step_ms']:.1f} | "
+                     f"{r['speedup_vs_full']:.2f}× | {r['peak_extra_mib']:,.0f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repetitions, writes nothing")
+    parser.add_argument("--out", type=Path, default=None, help="folder for results.json/.md (default: this folder; "
+                                                                 "--quick writes only when --out is given)")
+    parser.add_argument("--pfc-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pfc_child:
+        print(json.dumps(pfc_one(*json.loads(args.pfc_child))))
+        return
+
+    global margins
+    margins = load("pytorch/margins.py")
+    if args.quick:
+        head_counts, head_reps, pfc_counts, pfc_reps, warmup = [1_000, 10_000], {1_000: 5, 10_000: 5}, [10_000], {10_000: 3}, 1
+    else:
+        head_counts = [1_000, 10_000, 100_000]
+        head_reps = {1_000: 41, 10_000: 21, 100_000: 11}
+        pfc_counts, pfc_reps, warmup = [100_000, 1_000_000], {100_000: 7, 1_000_000: 5}, 2
+    rates = [1.0, 0.3, 0.1]
+
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__},
+        "settings": {"B": B, "D_heads": D_HEADS, "D_partial_fc": D_PFC, "s": S, "m_rad": M, "warmup": warmup,
+                     "statistic": "median", "memory": "ru_maxrss minus VmRSS before the first step, fresh process"},
+    }
+    start = time.perf_counter()
+    result["heads"] = bench_heads(head_counts, head_reps, warmup)
+    result["partial_fc"] = bench_partial_fc(pfc_counts, rates, pfc_reps, warmup)
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    at_100k = next((r for r in result["heads"] if r["C"] == 100_000), None)
+    pfc_1m = next((r for r in result["partial_fc"] if r["C"] == 1_000_000 and r["r"] == 0.1), None)
+    result["targets"] = {
+        "arcface_over_normface_at_100k <= 1.10": at_100k and at_100k["arcface_over_normface"] <= 1.10,
+        "arcface_over_pml_at_100k <= 1.0": at_100k and at_100k["arcface_over_pml"] <= 1.0,
+        "partial_fc_r0.1_speedup_at_1M >= 5": pfc_1m and pfc_1m["speedup_vs_full"] >= 5,
+    }
+    print(json.dumps(result["targets"], indent=1), f"\nwall time {result['wall_s']} s")
+
+    out = args.out if args.out is not None else (None if args.quick else HERE)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_markdown(result, out / "results.md")
+        print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
