@@ -34,8 +34,31 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
+    prebuilt = os.environ.get("PREBUILT_SITE")   # while iterating on tests only: reuse a site built earlier
+    if prebuilt:
+        return Path(prebuilt).resolve()
     site = tmp_path_factory.mktemp("site")
     for lang, config in CONFIGS.items():
         result = mkdocs_build(config, site if lang == "ko" else site / lang)
         assert result.returncode == 0, f"strict {lang} build failed:\n{result.stderr[-4000:]}"
     return site
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the browser measurements of every page and save them for the CI artifact."""
+    from site_pages import SUMMARY
+
+    if not SUMMARY:
+        return
+    columns = ["page", "requests", "bytes", "formulas", "critical", "serious", "moderate", "minor"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in sorted(SUMMARY, key=lambda r: r["page"]):
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    worst = max(SUMMARY, key=lambda r: r["bytes"])
+    lines.append(f"\nHeaviest first load: {worst['page']} — {worst['bytes']:,} bytes in {worst['requests']} requests")
+    terminalreporter.section("browser summary (first load, per page)")
+    for line in lines:
+        terminalreporter.write_line(line)
+    out = ROOT / "test-results"
+    out.mkdir(exist_ok=True)
+    (out / "browser-summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -5,6 +5,8 @@ When CI=true a missing Chromium is a failure, never a skip.
 """
 
 import functools
+import gzip
+import io
 import http.server
 import os
 import shutil
@@ -30,14 +32,37 @@ def chromium_path():
     pytest.skip(message)
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the built site like GitHub Pages does: text compressed with gzip when the browser accepts it, so the
+    page weights we measure are what a reader downloads."""
+
+    COMPRESS = (".html", ".css", ".js", ".json", ".svg", ".xml", ".txt", ".map", ".ipynb")
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "index.html")
+        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (accepts_gzip and path.endswith(self.COMPRESS) and os.path.isfile(path)):
+            return super().send_head()
+        if os.path.isdir(self.translate_path(self.path)) and not self.path.split("?")[0].endswith("/"):
+            return super().send_head()          # let the base class redirect /dir to /dir/
+        with open(path, "rb") as f:
+            body = gzip.compress(f.read(), mtime=0)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
     def log_message(self, *args):
         pass
 
 
 @pytest.fixture(scope="session")
 def base_url(built_site):
-    handler = functools.partial(QuietHandler, directory=str(built_site))
+    handler = functools.partial(SiteHandler, directory=str(built_site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,0 +1,73 @@
+"""Every page of both languages in headless Chromium: clean load, images, formulas, language selector,
+accessibility (axe-core) and page weight. Each page's numbers go to the summary table printed at the end."""
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+
+from site_pages import ALL_PAGES, ROOT, SUMMARY, url_of
+
+pytestmark = [pytest.mark.site, pytest.mark.browser]
+
+AXE = ROOT / "node_modules/axe-core/axe.min.js"
+MAX_BYTES = 1_000_000
+
+
+def load(page, base_url, path):
+    sizes = []
+    page.on("requestfinished", lambda r: sizes.append(r.sizes()))
+    page.goto(f"{base_url}/{path}", wait_until="networkidle")
+    page.wait_for_timeout(100)
+    return sizes
+
+
+@pytest.mark.parametrize("lang, path", ALL_PAGES, ids=[f"{l}:/{p}" for l, p in ALL_PAGES])
+def test_page(page, base_url, lang, path):
+    url = url_of(lang, path)
+    sizes = load(page, base_url, url)
+    row = {"page": "/" + url, "requests": len(sizes),
+           "bytes": sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes)}
+
+    # Clean load, nothing from outside.
+    assert page.record.console_errors == [], page.record.console_errors
+    assert page.record.failed == [], page.record.failed
+    hosts = {urlparse(u).hostname for u in page.record.requests if not u.startswith(("data:", "blob:"))}
+    assert hosts <= {"127.0.0.1"}, f"requests left 127.0.0.1: {hosts}"
+    assert page.locator("html").get_attribute("lang") == lang
+
+    # Images load and have alt text.
+    images = page.eval_on_selector_all(
+        "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))")
+    for image in images:
+        page.locator(f'article img[src$="{image["src"].rsplit("/", 1)[-1]}"]').first.scroll_into_view_if_needed()
+    images = page.eval_on_selector_all(
+        "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))")
+    assert [i["src"] for i in images if i["w"] == 0] == [], "images that did not load"
+    assert [i["src"] for i in images if not i["alt"].strip()] == [], "images without alt text"
+
+    # Every formula rendered by KaTeX, none left as raw TeX.
+    formulas = page.locator("article .arithmatex").count()
+    rendered = page.locator("article .arithmatex:has(.katex)").count()
+    assert rendered == formulas, f"{formulas - rendered} of {formulas} formulas not rendered"
+    text = page.locator("article").inner_text()
+    assert not re.search(r"\\\(|\\\[|\$\$", text), "raw TeX delimiters left in the text"
+    row["formulas"] = formulas + page.locator("article .jp-RenderedMarkdown .katex").count()
+
+    # Language selector: the same page in the other language.
+    other = "en" if lang == "ko" else "ko"
+    href = page.locator(f'a[data-language-link][hreflang="{other}"]').first.get_attribute("href")
+    resolved = page.evaluate("h => new URL(h, location.href).pathname", href)
+    assert resolved == "/" + url_of(other, path), f"selector leads to {resolved}"
+
+    # Accessibility: axe-core, served from our own node_modules.
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => { const r = await axe.run(document); "
+                           "return r.violations.map(v => ({id: v.id, impact: v.impact, n: v.nodes.length})); }")
+    counts = {k: sum(1 for v in result if v["impact"] == k) for k in ("critical", "serious", "moderate", "minor")}
+    row.update(counts)
+    SUMMARY.append(row)
+    serious = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert serious == [], f"axe serious/critical violations: {serious}"
+
+    assert row["bytes"] <= MAX_BYTES, f"first load transfers {row['bytes']} bytes"

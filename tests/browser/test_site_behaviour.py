@@ -1,0 +1,108 @@
+"""Site-wide behaviours a reader relies on: linked framework tabs, exact copy buttons, per-language search,
+dark mode, and a phone-sized layout."""
+
+import re
+import textwrap
+
+import pytest
+
+from site_pages import ALL_PAGES, DOCS, ROOT, url_of
+
+pytestmark = [pytest.mark.site, pytest.mark.browser]
+
+INCLUDE = re.compile(r'--8<--\s+"(snippets/[^":]+):([a-z][-_0-9a-z]*)"')
+
+
+def pages_with_tabs(lang="ko"):
+    found = []
+    for md in sorted((DOCS / lang).glob("*.md")):
+        text = md.read_text(encoding="utf-8")
+        if '=== "Keras"' in text and INCLUDE.search(text):
+            found.append(md.stem)
+    return found
+
+
+def section_text(path, name):
+    """The lines between `# --8<-- [start:name]` and `[end:name]`, dedented like pymdownx.snippets does."""
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, l in enumerate(lines) if re.search(rf"--8<-- \[start:{name}\]", l))
+    end = next(i for i, l in enumerate(lines) if re.search(rf"--8<-- \[end:{name}\]", l))
+    return textwrap.dedent("\n".join(lines[start + 1:end])).strip("\n")
+
+
+def test_chosen_framework_tab_follows_the_reader_to_the_next_page(page, base_url):
+    tabbed = pages_with_tabs()
+    assert len(tabbed) >= 2, "the guide should have at least two pages with PyTorch/Keras tabs"
+    page.goto(f"{base_url}/{tabbed[0]}/", wait_until="networkidle")
+    page.locator(".tabbed-labels label", has_text="Keras").first.click()
+    page.goto(f"{base_url}/{tabbed[1]}/", wait_until="networkidle")
+    selected = page.locator(".tabbed-set").first.evaluate(
+        "set => { const i = [...set.querySelectorAll(':scope > input')].findIndex(x => x.checked);"
+        " return set.querySelectorAll(':scope > .tabbed-labels > label')[i].innerText.trim(); }")
+    assert selected == "Keras"
+
+
+def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
+    slug = pages_with_tabs()[0]
+    source = (DOCS / "ko" / f"{slug}.md").read_text(encoding="utf-8")
+    path, name = INCLUDE.search(source).groups()
+    expected = section_text(path, name)
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(f"{base_url}/{slug}/", wait_until="networkidle")
+    block = page.locator(".highlight", has=page.locator(f'.filename:text-is("{path}")')).first
+    block.hover()
+    block.locator("button.md-clipboard").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    context.close()
+    assert copied.strip("\n") == expected
+
+
+@pytest.mark.parametrize("lang, query", [("ko", "마진"), ("en", "margin")])
+def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query):
+    prefix = "" if lang == "ko" else "en/"
+    page.goto(f"{base_url}/{prefix}", wait_until="networkidle")
+    page.locator("label.md-header__button[for='__search']").click()
+    page.locator("input.md-search__input").fill(query)
+    results = page.locator(".md-search-result__item a")
+    results.first.wait_for(timeout=15000)
+    hrefs = results.evaluate_all("as => as.map(a => new URL(a.href).pathname)")
+    assert hrefs, "no search results"
+    if lang == "ko":
+        assert not any(h.startswith("/en/") for h in hrefs), hrefs
+    else:
+        assert all(h.startswith("/en/") for h in hrefs), hrefs
+
+
+def test_dark_mode_switches_palette_and_keeps_figures_readable(page, base_url):
+    figure_pages = [p for p in pages_with_figures()]
+    assert figure_pages, "no page shows a figure"
+    page.goto(f"{base_url}/{figure_pages[0]}/", wait_until="networkidle")
+    for _ in range(3):  # system -> light -> dark (the toggle cycles)
+        if page.locator("body").get_attribute("data-md-color-scheme") == "slate":
+            break
+        page.locator("form[data-md-component='palette'] label:visible").first.click()
+    assert page.locator("body").get_attribute("data-md-color-scheme") == "slate"
+    image = page.locator("article img[src*='assets/figures/']").first
+    background = image.evaluate("e => getComputedStyle(e).backgroundColor")
+    channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
+    assert min(channels) >= 200, f"figures need a light card on the dark palette, got {background}"
+
+
+def pages_with_figures(lang="ko"):
+    return [md.stem for md in sorted((DOCS / lang).glob("*.md"))
+            if "assets/figures/" in md.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("lang, path", ALL_PAGES, ids=[f"{l}:/{p}" for l, p in ALL_PAGES])
+def test_phone_layout_has_no_horizontal_page_scroll(browser, base_url, lang, path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{base_url}/{url_of(lang, path)}", wait_until="networkidle")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    offenders = page.evaluate("""() => [...document.querySelectorAll('article *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+        .filter(e => !e.closest('pre, table, .arithmatex, .highlight, .md-typeset__scrollwrap, .jp-OutputArea'))
+        .slice(0, 5).map(e => e.tagName + '.' + e.className)""")
+    context.close()
+    assert overflow <= 0 and offenders == [], f"page scrolls sideways by {overflow}px: {offenders}"
