@@ -425,6 +425,7 @@ BAD_INPUTS = [
     (GOOD_COSINE, torch.tensor([-1, 0]), {}, r"\[0, 3\)"),
     (GOOD_COSINE, GOOD_LABELS, {"s": 0.0}, "scale s"),
     (GOOD_COSINE, GOOD_LABELS, {"s": -1.0}, "scale s"),
+    (GOOD_COSINE, GOOD_LABELS, {"s": float("inf")}, "scale s"),
     (torch.tensor([[1, 0], [0, 1]]), torch.tensor([0, 1]), {}, "floating"),
 ]
 
@@ -432,7 +433,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("kind, fn, kwargs", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("cosine, labels, override, message", BAD_INPUTS,
                          ids=["1d", "empty", "float-labels", "shape", "label-too-big", "label-negative", "s-zero",
-                              "s-negative", "int-cosine"])
+                              "s-negative", "s-inf", "int-cosine"])
 def test_margin_rejects_bad_input(kind, fn, kwargs, cosine, labels, override, message):
     with pytest.raises(ValueError, match=message):
         fn(cosine, labels, **{**kwargs, **override})

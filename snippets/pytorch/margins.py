@@ -23,9 +23,10 @@ Conventions:
 - ArcFace past θ_y + m > π (that is cos θ_y < cos(π - m)) uses the usual fallback s·(cos θ_y - m·sin m), so the
   target logit keeps falling as θ_y grows (insightface 2018-2022, CurricularFace, pytorch-metric-learning).
   We need m in [0, π/2): there cos m + m·sin m ≥ 1, so the jump at θ_y = π - m goes down, never up.
-- SphereFace and the combined margin keep falling past the same point the way SphereFace does it: the curve is
-  continued with ψ(θ) = (-1)^k cos(φ) - 2k, k = ⌊φ/π⌋, φ = m1·θ + m2. Inside m1·θ + m2 ≤ π the combined margin
-  equals ArcFace (m1=1, m3=0), CosFace (m1=1, m2=0) and SphereFace (m2=m3=0, integer m1).
+- SphereFace and the combined margin keep falling past the turning point the way SphereFace does it: the
+  curve is continued with ψ(θ) = (-1)^k cos(φ) - 2k, k = ⌊φ/π⌋, φ = m1·θ + m2. Inside m1·θ + m2 ≤ π the
+  combined margin equals ArcFace (m1=1, m3=0); it equals CosFace (m1=1, m2=0) and SphereFace (m2=m3=0,
+  integer m1) everywhere.
 - Numerics: the margin is computed on the target column only (B values, not B·C), in float32 even when the
   cosines arrive in bfloat16/float16; sin θ = sqrt(1 - cos²θ) is clamped away from 0 so that the gradient stays
   finite at cos θ = ±1.
@@ -55,8 +56,8 @@ def _check_inputs(cosine, labels, s):
     if labels.min() < 0 or labels.max() >= cosine.shape[1]:
         raise ValueError(f"labels must lie in [0, {cosine.shape[1]}), got values in "
                          f"[{int(labels.min())}, {int(labels.max())}]")
-    if not s > 0:
-        raise ValueError(f"scale s must be > 0, got {s}")
+    if not (s > 0 and math.isfinite(s)):
+        raise ValueError(f"scale s must be a finite number > 0, got {s}")
 
 
 def _target(cosine, labels):
