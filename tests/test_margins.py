@@ -217,6 +217,7 @@ def test_cosface_loss_matches_pml_cosfaceloss():
     assert_same_loss_and_gradients(head, pml_loss, embeddings, labels, rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 warning inside PML's binomial table
 def test_sphereface_loss_matches_pml_spherefaceloss_on_unit_embeddings():
     # PML multiplies ψ by the embedding norm (SphereFace's un-normalised features): feed unit vectors.
     pml_loss = pml_losses.SphereFaceLoss(num_classes=5, embedding_size=8, margin=4, scale=2.0)
@@ -457,6 +458,11 @@ def test_margin_rejects_bad_input(kind, fn, kwargs, cosine, labels, override, me
 def test_margin_rejects_margin_where_the_formula_breaks(fn, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fn(GOOD_COSINE, GOOD_LABELS, **kwargs)
+
+
+def test_sphereface_accepts_a_numpy_integer_margin():
+    logits = margins.sphereface_logits(GOOD_COSINE, GOOD_LABELS, s=1.0, m=np.int64(4))
+    torch.testing.assert_close(logits, margins.sphereface_logits(GOOD_COSINE, GOOD_LABELS, s=1.0, m=4))
 
 
 def test_margin_loss_rejects_unknown_margin_name():

@@ -35,6 +35,7 @@ Run `python snippets/pytorch/margins.py` for a worked example you can check by h
 """
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,7 @@ def _check_inputs(cosine, labels, s):
         raise ValueError(f"scale s must be a finite number > 0, got {s}")
 
 
+# --8<-- [start:target_column]
 def _target(cosine, labels):
     """Target cosines [B, 1] in float32 (or float64), clamped into [-1, 1], and their sin θ."""
     cosine = cosine.to(torch.promote_types(cosine.dtype, torch.float32))  # bf16/fp16 -> float32
@@ -73,6 +75,7 @@ def _with_target(cosine, labels, target, s):
     """s·cosine with the target column replaced by `target` (only B values are written)."""
     logits = cosine * s
     return logits.scatter_(1, labels[:, None].long(), target * s)  # in place on a fresh tensor: one copy fewer
+# --8<-- [end:target_column]
 
 
 # --8<-- [start:normface_logits]
@@ -87,7 +90,7 @@ def normface_logits(cosine, labels, s=30.0):
 def sphereface_logits(cosine, labels, s=30.0, m=4):
     """SphereFace: target s·ψ(θ), ψ(θ) = (-1)^k cos(mθ) - 2k, k = ⌊mθ/π⌋, integer m ≥ 1."""
     _check_inputs(cosine, labels, s)
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
         raise ValueError(f"SphereFace margin m must be a positive integer, got {m!r}")
     cosine, cos_t, sin_t = _target(cosine, labels)
     # cos(mθ) as the Chebyshev polynomial T_m(cos θ): no acos, so the gradient is finite at cos θ = ±1.
@@ -209,4 +212,5 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     head = MarginLoss(embedding_size=4, num_classes=3, margin="arcface", s=64.0, m=0.5)
     embeddings = torch.randn(2, 4)
-    print("MarginLoss(4, 3, 'arcface') on a random batch of two:", round(head(embeddings, labels).item(), 4))
+    loss = head(embeddings, labels).item()  # untrained (random weights), so the loss is large
+    print("untrained MarginLoss(4, 3, 'arcface') on a random batch of two:", round(loss, 4))
