@@ -45,12 +45,12 @@ def _check_inputs(embeddings, labels, margin):
         raise ValueError(f"margin must be >= 0, got {margin}")
 
 
+# --8<-- [start:pairwise_distances]
 def _safe_sqrt(squared):
     # sqrt'(0) is infinite: clamp so that coinciding embeddings give distance ~1e-6 and a zero gradient.
     return squared.clamp(min=1e-12).sqrt()
 
 
-# --8<-- [start:pairwise_distances]
 def pairwise_distances(embeddings):
     """[B, B] Euclidean distances, from ‖a‖² + ‖b‖² - 2a·b (one matrix product, no [B, B, D] tensor)."""
     x = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
