@@ -27,6 +27,7 @@ Conventions:
   curve is continued with ψ(θ) = (-1)^k cos(φ) - 2k, k = ⌊φ/π⌋, φ = m1·θ + m2. Inside m1·θ + m2 ≤ π the
   combined margin equals ArcFace (m1=1, m3=0); it equals CosFace (m1=1, m2=0) and SphereFace (m2=m3=0,
   integer m1) everywhere.
+- Non-target logits are s·cos θ_j exactly as given (no acos or sqrt there, so nothing to clamp).
 - Numerics: the margin is computed on the target column only (B values, not B·C), in float32 even when the
   cosines arrive in bfloat16/float16; sin θ = sqrt(1 - cos²θ) is clamped away from 0 so that the gradient stays
   finite at cos θ = ±1.
