@@ -132,13 +132,13 @@ def test_partial_fc_only_sampled_centres_get_a_gradient():
     assert set(labels.tolist()) <= set(touched.tolist())
 
 
-def test_partial_fc_with_too_small_rate_uses_only_the_present_classes():
+def test_partial_fc_with_too_small_rate_samples_one_centre_per_sample_and_keeps_present_classes():
     torch.manual_seed(5)
     head = partial_fc.PartialFC(8, 1000, sample_rate=0.0)
     embeddings, labels = torch.randn(5, 8), torch.tensor([9, 4, 9, 600, 4])
     head(embeddings, labels).backward()
     touched = (head.weight.grad.abs().sum(dim=1) > 0).nonzero().squeeze(1)
-    assert touched.tolist() == [4, 9, 600]
+    assert touched.numel() == 5 and {4, 9, 600} <= set(touched.tolist())
 
 
 def test_partial_fc_gradcheck_float64_full_rate():

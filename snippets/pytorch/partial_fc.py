@@ -5,10 +5,13 @@ ICCV Workshops 2021, arXiv 2010.05222; An, Deng, Guo, Feng, Zhu, Yang, Liu, "Kil
 Efficient and Robust Training of Face Recognition CNNs by Partial FC", CVPR 2022, arXiv 2203.15565.
 
 With C classes the last layer costs O(B * C * D) time and holds a [B, C] logit matrix. Partial FC keeps every
-class centre, but at each training step it scores the batch against only num_sample = max(r * C, #present) of
-them: every class that occurs in the batch (the positives, whose target logit the loss needs) plus uniformly
-random other classes to fill up. The margin softmax then runs on [B, num_sample] logits with the labels re-indexed
-into the sample, and only the sampled centres receive a gradient in that step. r = 1 is the ordinary full softmax.
+class centre, but at each training step it scores the batch against only num_sample = min(C, max(r * C, B)) of
+them (at least one per sample, so every present class fits): every class that occurs in the batch (the positives,
+whose target logit the loss needs) plus uniformly random other classes to fill up. The margin softmax then runs on
+[B, num_sample] logits with the labels re-indexed into the sample, and only the sampled centres receive a gradient
+in that step. r = 1 is the ordinary full softmax.
+(insightface uses the positives alone when r * C is smaller than their number; a size fixed by r, C and B keeps
+the shapes static, which the Keras twin needs under jax.jit.)
 
 Across GPUs (insightface arcface_torch, partial_fc_v2.py) the centres are sharded: rank k of W owns about C / W
 consecutive classes and samples from its own shard only; the embeddings and labels of all ranks are all-gathered,
@@ -78,7 +81,7 @@ def _margin_logits(cosine, labels, margin, s, m):
 class PartialFC(nn.Module):
     """Class centres [C, D] and a margin softmax on a per-step sample of them; forward returns the mean CE loss.
 
-    In train() mode with sample_rate < 1, each call samples max(int(sample_rate * C), #distinct labels) centres.
+    In train() mode with sample_rate < 1, each call samples min(C, max(int(sample_rate * C), batch size)) centres.
     In eval() mode, or with sample_rate = 1, all centres are used (the full-softmax loss).
     """
 
@@ -103,7 +106,7 @@ class PartialFC(nn.Module):
             raise ValueError(f"labels must have shape [{embeddings.shape[0]}] to match the batch, got {list(labels.shape)}")
         weight, target = self.weight, labels.long()
         if self.training and self.sample_rate < 1:
-            num_sample = max(int(self.sample_rate * self.num_classes), torch.unique(labels).numel())
+            num_sample = min(self.num_classes, max(int(self.sample_rate * self.num_classes), labels.shape[0]))
             index, target = sample_class_centers(labels, self.num_classes, num_sample)
             weight = self.weight[index]  # only these rows get a gradient this step
         cosine = F.linear(F.normalize(embeddings, eps=1e-12), F.normalize(weight, eps=1e-12)).clamp(-1, 1)
