@@ -48,7 +48,8 @@ def train_keras_run(config: dict, data: dict) -> dict:
     def embed(idx):
         return keras.ops.convert_to_numpy(embedder(x[idx], training=False))
 
-    before = distance_histograms(embed(data["unseen"]), y[data["unseen"]]) if split == "open" else None
+    groups = {"seen": held_idx, "unseen": data["unseen"]}  # held-out images of the training digits; unseen digits
+    before = {g: distance_histograms(embed(idx), y[idx]) for g, idx in groups.items()} if split == "open" else None
     curves = {"train_loss": [], "held_out_accuracy": []}
     start = time.perf_counter()
     for epoch in range(config["epochs"]):
@@ -59,7 +60,7 @@ def train_keras_run(config: dict, data: dict) -> dict:
         curves["train_loss"].append(float(history.history["loss"][0]))
         curves["held_out_accuracy"].append(float(np.mean(classes[cos.argmax(axis=1)] == y[held_idx])))
         if sys.stdout.isatty() or epoch + 1 == config["epochs"]:
-            print(f"\r[keras] keras-arcface-{split}-seed{seed:<14d} epoch {epoch + 1:2d}/{config['epochs']}"
+            print(f"\r[keras] {'keras-arcface-' + split + '-seed' + str(seed):28s} epoch {epoch + 1:2d}/{config['epochs']}"
                   f"  loss {curves['train_loss'][-1]:.4f}  held-out acc {curves['held_out_accuracy'][-1]:.3f}",
                   end="\n" if epoch + 1 == config["epochs"] else "", flush=True)
 
@@ -68,7 +69,8 @@ def train_keras_run(config: dict, data: dict) -> dict:
     if split == "open":
         unseen_emb, unseen_y = embed(data["unseen"]), y[data["unseen"]]
         results["metrics"].update(verification_metrics(unseen_emb, unseen_y))
-        results["distances"] = {"before": before, "after": distance_histograms(unseen_emb, unseen_y)}
+        results["distances"] = {g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])}
+                                for g, idx in groups.items()}
         results["unseen_pca"] = {"xy": np.round(pca_2d(unseen_emb), 4).tolist(), "labels": unseen_y.tolist()}
     return results
 

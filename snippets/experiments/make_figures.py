@@ -4,8 +4,9 @@
     python snippets/experiments/make_figures.py --only arcface --s 16 --m 0.3 --seeds 0
                                                                   # explore: print a table, publish nothing
 
-Full mode writes docs/assets/figures/*.svg, docs/assets/results/runs/<run>.json and the summary table
-docs/assets/results/summary.{ko,en}.md (+ summary.json). Every run is cached in .cache/experiments/ under a
+Full mode writes docs/assets/figures/*.svg, docs/assets/results/runs/<run>.json and the summary table as
+markdown, docs/assets/results/summary.{ko,en}.txt (+ summary.json). The tables end in .txt, not .md: every file
+under docs/assets/ is added to both site builds, and a .md file there would become a page of its own. Every run is cached in .cache/experiments/ under a
 content hash of everything that can change its result: its config (hyperparameters, seed), the experiments code
 that trains it, the snippet files it uses, the data split and the library versions. Unchanged runs are loaded,
 not retrained. The analytic figures (target-logits.svg, decision-boundaries.svg) need no training at all.
@@ -13,6 +14,7 @@ not retrained. The analytic figures (target-logits.svg, decision-boundaries.svg)
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -81,11 +83,9 @@ def split_fingerprint(data: dict) -> str:
 
 
 def cache_key(config: dict, fingerprint: str) -> str:
-    import keras  # only its version string (the backend is chosen by KERAS_BACKEND, torch by default)
-
     versions = f"torch {torch.__version__} numpy {np.__version__} sklearn {sklearn.__version__}"
     if config["method"] == "keras-arcface":
-        versions += f" keras {keras.__version__}"
+        versions += f" keras {importlib.metadata.version('keras')}"  # importing keras would cost seconds
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode() + fingerprint.encode() + versions.encode())
     for path in code_files(config["method"]):
         h.update(path.read_bytes())
@@ -120,8 +120,13 @@ def run_all(configs: list, data: dict, cache: Path = CACHE, fresh: bool = False)
         start = time.perf_counter()
         jobs = [{"config": c, "out": str(paths[run_name(c)])} for c in keras_todo]
         env = dict(os.environ, KERAS_BACKEND="torch", PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3")
-        subprocess.run([sys.executable, str(HERE / "keras_arcface.py")], input=json.dumps(jobs), text=True,
-                       env=env, cwd=HERE, check=True)
+        child = subprocess.run([sys.executable, str(HERE / "keras_arcface.py")], input=json.dumps(jobs), text=True,
+                               env=env, cwd=HERE, stderr=subprocess.PIPE)
+        # TensorFlow (imported by keras.utils.set_random_seed when installed) logs start-up notes: drop those.
+        noise = ("WARNING: All log messages before absl", "I0000 ")
+        print("".join(line for line in child.stderr.splitlines(True) if not line.startswith(noise)), end="")
+        if child.returncode:
+            raise SystemExit(f"the Keras runs failed (exit status {child.returncode})")
         print(f"[keras] done in {time.perf_counter() - start:.1f} s", flush=True)
     return {name: json.loads(path.read_text()) for name, path in paths.items()}
 
@@ -190,17 +195,14 @@ def publish(results: dict, data: dict, assets: Path):
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for name, run in results.items():
         (out / "runs" / f"{name}.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
-    baselines = {"pixels": [], "untrained": []}
-    for seed in SEEDS:
-        b = training.baseline_metrics(data, seed=seed, embedding_size=SHARED["embedding_size"])
-        baselines["untrained"].append(b["untrained"])
-        if seed == SEEDS[0]:
-            baselines["pixels"].append(b["pixels"])  # no randomness: one value
+    baselines = {"pixels": [training.baseline_metrics(data, "pixels")],  # no randomness: one value
+                 "untrained": [training.baseline_metrics(data, "untrained", seed, SHARED["embedding_size"])
+                               for seed in SEEDS]}
     summary = summarise(results, METHODS, SEEDS, baselines)
     (out / "summary.json").write_text(json.dumps({"shared": SHARED, "k": K, "seeds": SEEDS, "margins": DEFAULT_MARGINS,
                                                    "summary": summary}, indent=1, sort_keys=True) + "\n")
     for language in HEADERS:
-        (out / f"summary.{language}.md").write_text(markdown_table(summary, language))
+        (out / f"summary.{language}.txt").write_text(markdown_table(summary, language))
 
     def runs(methods, split, seeds=SEEDS):
         return {m: [results[f"{m}-{split}-seed{s}"] for s in seeds] for m in methods}

@@ -187,16 +187,22 @@ def roc_unseen(roc_by_method: dict, path: Path):
 
 
 def triplet_distances(run: dict, path: Path):
-    """Positive vs negative pair distances of the unseen classes, before and after triplet training."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.0), sharey=True)
+    """Same-class vs different-class pair distances, before and after training: held-out images of the
+    training digits (top) and the unseen digits (bottom)."""
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 5.4), sharex=True)
     epochs = run["config"]["epochs"]
-    for ax, (when, title) in zip(axes, (("before", "epoch 0"), ("after", f"epoch {epochs}"))):
-        hist = run["distances"][when]
-        ax.stairs(hist["positive"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["cosface"], label=r"$y_i = y_j$")
-        ax.stairs(hist["negative"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["arcface"], label=r"$y_i \neq y_j$")
-        ax.set(title=title, xlabel=r"$\|f(x_i) - f(x_j)\|_2$", xlim=(0, 2))
-    axes[0].set_ylabel("density")
-    axes[0].legend(loc="upper right", fontsize=8)
+    for row, (group, classes) in zip(axes, (("seen", "y ∈ {0, …, 5}"), ("unseen", "y ∈ {6, 7, 8, 9}"))):
+        for ax, (when, epoch) in zip(row, (("before", 0), ("after", epochs))):
+            hist = run["distances"][group][when]
+            ax.stairs(hist["positive"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["cosface"],
+                      label=r"$y_i = y_j$")
+            ax.stairs(hist["negative"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["arcface"],
+                      label=r"$y_i \neq y_j$")
+            ax.set(title=f"{classes},  epoch {epoch}", xlim=(0, 2))
+        row[0].set_ylabel("density")
+    for ax in axes[1]:
+        ax.set_xlabel(r"$\|f(x_i) - f(x_j)\|_2$")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
     save(fig, path)
 
 

@@ -11,6 +11,7 @@ Data: scikit-learn's bundled digits (1,797 grey 8x8 images, 10 classes; no downl
 The losses come from the reader-facing snippets (snippets/pytorch/*.py), loaded by path.
 """
 
+import contextlib
 import importlib.util
 import math
 import sys
@@ -71,11 +72,13 @@ def load_splits() -> dict:
     }
 
 
+# --8<-- [start:pk_batches]
 def pk_batches(labels: np.ndarray, steps: int, k: int, rng: np.random.Generator) -> list:
     """`steps` class-balanced batches: every class present in `labels`, K random images of each."""
     classes = np.unique(labels)
     by_class = [np.flatnonzero(labels == c) for c in classes]
     return [np.concatenate([rng.choice(idx, size=k, replace=False) for idx in by_class]) for _ in range(steps)]
+# --8<-- [end:pk_batches]
 
 
 # --- model -----------------------------------------------------------------------------------------------
@@ -207,16 +210,17 @@ def unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
+# --8<-- [start:verification_metrics]
 def verification_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict:
     """Verification (every pair, cosine score) and Recall@1 on a set of embeddings."""
     e = unit(embeddings.astype(np.float64))
-    sim = e @ e.T
-    i, j = np.triu_indices(len(labels), k=1)
-    same = labels[i] == labels[j]
-    fpr, tpr, _ = roc_curve(same, sim[i, j])
+    sim = e @ e.T  # cosine similarity of every pair of images
+    i, j = np.triu_indices(len(labels), k=1)  # each unordered pair once, no image with itself
+    same = labels[i] == labels[j]  # genuine pairs (same digit) vs impostor pairs
+    fpr, tpr, _ = roc_curve(same, sim[i, j])  # FAR = fpr, TAR = tpr, one point per threshold
     fnr = 1.0 - tpr
-    k = int(np.argmin(np.abs(fnr - fpr)))
-    np.fill_diagonal(sim, -np.inf)
+    k = int(np.argmin(np.abs(fnr - fpr)))  # the threshold where false rejects = false accepts
+    np.fill_diagonal(sim, -np.inf)  # Recall@1: an image may not retrieve itself
     nearest = sim.argmax(axis=1)
     return {
         "tar_at_far_1e-2": float(tpr[fpr <= 1e-2].max()),
@@ -227,6 +231,7 @@ def verification_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict:
         "roc_tar": [float(tpr[fpr <= far].max()) for far in FAR_GRID],
         "pairs": {"positive": int(same.sum()), "negative": int((~same).sum())},
     }
+# --8<-- [end:verification_metrics]
 
 
 def distance_histograms(embeddings: np.ndarray, labels: np.ndarray) -> dict:
@@ -258,10 +263,19 @@ def nearest_centroid_accuracy(train_emb, train_y, test_emb, test_y) -> float:
 
 
 # --- one run ---------------------------------------------------------------------------------------------
-def set_determinism(seed: int):
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+@contextlib.contextmanager
+def deterministic(seed: int):
+    """Seeded, single-threaded, deterministic torch inside; the caller's global torch state restored after."""
+    threads, strict = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(strict)
 
 
 def lr_at(step: int, total: int, lr: float) -> float:
@@ -271,9 +285,12 @@ def lr_at(step: int, total: int, lr: float) -> float:
 
 def train_run(config: dict, data: dict | None = None, progress=None) -> dict:
     """Train one method on one split with one seed; return metrics, curves and figure data."""
-    data = data or load_splits()
+    with deterministic(config["seed"]):
+        return _train_run(config, data or load_splits(), progress)
+
+
+def _train_run(config, data, progress):
     method, split, seed = config["method"], config["split"], config["seed"]
-    set_determinism(seed)
     rng = np.random.default_rng(seed)
     x, y = data["x"], data["y"]
     train_idx, held_idx = data[split]
@@ -300,7 +317,8 @@ def train_run(config: dict, data: dict | None = None, progress=None) -> dict:
             scores = head.scores(torch.from_numpy(embed(held_idx)))
         return float(np.mean(classes[scores.argmax(dim=1).numpy()] == y[held_idx]))
 
-    before = distance_histograms(embed(data["unseen"]), y[data["unseen"]]) if split == "open" else None
+    groups = {"seen": held_idx, "unseen": data["unseen"]}  # held-out images of the training digits; unseen digits
+    before = {g: distance_histograms(embed(idx), y[idx]) for g, idx in groups.items()} if split == "open" else None
     steps = len(train_idx) // (len(classes) * config["k"])
     total = steps * config["epochs"]
     curves = {"train_loss": [], "held_out_accuracy": []}
@@ -314,7 +332,8 @@ def train_run(config: dict, data: dict | None = None, progress=None) -> dict:
             idx = torch.from_numpy(train_idx[batch])
             emb = backbone(xt[idx])
             if head is None:
-                loss = triplet.batch_hard_triplet_loss(emb, yt[idx], config["hp"]["margin"])
+                # on the unit sphere, like every other method; the margin is then a chord length in [0, 2]
+                loss = triplet.batch_hard_triplet_loss(F.normalize(emb), yt[idx], config["hp"]["margin"])
             else:
                 loss = F.cross_entropy(head(emb, yt[idx]), yt[idx])
             optimizer.zero_grad()
@@ -331,7 +350,8 @@ def train_run(config: dict, data: dict | None = None, progress=None) -> dict:
     if split == "open":
         unseen_emb, unseen_y = embed(data["unseen"]), y[data["unseen"]]
         results["metrics"].update(verification_metrics(unseen_emb, unseen_y))
-        results["distances"] = {"before": before, "after": distance_histograms(unseen_emb, unseen_y)}
+        results["distances"] = {g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])}
+                                for g, idx in groups.items()}
         results["unseen_pca"] = {"xy": np.round(pca_2d(unseen_emb), 4).tolist(), "labels": unseen_y.tolist()}
     if config["embedding_size"] == 2 and head is not None:
         shown = held_idx
@@ -344,25 +364,23 @@ def train_run(config: dict, data: dict | None = None, progress=None) -> dict:
     return results
 
 
-def baseline_metrics(data: dict | None = None, seed: int = 0, embedding_size: int = 32) -> dict:
-    """Verification on the unseen classes without training: raw pixels, and an untrained backbone."""
-    data = data or load_splits()
-    unseen, y = data["unseen"], data["y"][data["unseen"]]
-    set_determinism(seed)
-    backbone = Backbone(embedding_size).eval()
-    with torch.no_grad():
-        untrained = backbone(torch.from_numpy(data["x"][unseen])).numpy()
-        train, test = data["closed"]
-        closed = [backbone(torch.from_numpy(data["x"][i])).numpy() for i in (train, test)]
-    rng = np.random.default_rng(seed)
-    results = {
-        "pixels": verification_metrics(data["x"][unseen], y),
-        "untrained": verification_metrics(untrained, y),
-        "random": verification_metrics(rng.standard_normal((len(y), embedding_size)), y),
-    }
-    # closed-set accuracy of the nearest class mean, for the rows of the summary table
-    x, labels = data["x"], data["y"]
-    results["pixels"]["closed_set_accuracy"] = nearest_centroid_accuracy(x[train], labels[train], x[test], labels[test])
-    results["untrained"]["closed_set_accuracy"] = nearest_centroid_accuracy(closed[0], labels[train], closed[1],
-                                                                            labels[test])
+def baseline_metrics(data: dict, kind: str, seed: int = 0, embedding_size: int = 32) -> dict:
+    """Scores without training, for reference rows: "pixels" (raw pixels as the embedding), "untrained" (the
+    backbone at its initialisation) or "random" (Gaussian noise). Closed-set accuracy by nearest class mean."""
+    x, y = data["x"], data["y"]
+    (train, test), unseen = data["closed"], data["unseen"]
+    if kind == "pixels":
+        embed = lambda idx: x[idx]  # noqa: E731
+    elif kind == "untrained":
+        with deterministic(seed), torch.no_grad():
+            backbone = Backbone(embedding_size).eval()
+            features = backbone(torch.from_numpy(x)).numpy()
+        embed = lambda idx: features[idx]  # noqa: E731
+    elif kind == "random":
+        noise = np.random.default_rng(seed).standard_normal((len(y), embedding_size))
+        embed = lambda idx: noise[idx]  # noqa: E731
+    else:
+        raise ValueError(f"unknown baseline {kind!r}: choose pixels, untrained or random")
+    results = verification_metrics(embed(unseen), y[unseen])
+    results["closed_set_accuracy"] = nearest_centroid_accuracy(embed(train), y[train], embed(test), y[test])
     return results
