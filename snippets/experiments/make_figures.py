@@ -54,6 +54,8 @@ def make_config(method, split, seed, s=None, m=None, lr=None, epochs=None, embed
         key = {"triplet": "margin", "combined": "m2", "softmax": None, "normface": None}.get(method, "m")
         if key is None:
             raise ValueError(f"{method} has no margin; drop --m")
+        if method == "sphereface" and m != int(m):
+            raise ValueError(f"SphereFace's margin m must be an integer, got {m}")
         hp[key] = int(m) if method == "sphereface" else float(m)
     pick = lambda value, default: default if value is None else value  # noqa: E731
     return {
@@ -93,8 +95,9 @@ def cache_key(config: dict, fingerprint: str) -> str:
 
 
 # --- running ---------------------------------------------------------------------------------------------
-def run_all(configs: list, data: dict, cache: Path = CACHE, fresh: bool = False) -> dict:
+def run_all(configs: list, data: dict, cache: Path | None = None, fresh: bool = False) -> dict:
     """Results of every config, from the cache or trained now; keyed by run name."""
+    cache = cache or CACHE
     cache.mkdir(parents=True, exist_ok=True)
     fingerprint = split_fingerprint(data)
     paths = {run_name(c): cache / f"{run_name(c)}-{cache_key(c, fingerprint)}.json" for c in configs}
@@ -179,7 +182,8 @@ def markdown_table(summary: dict, language: str) -> str:
                 continue
             mean, std = row[column]["mean"], row[column]["std"]
             cell = f"{mean:.3f} ± {std:.3f}" if row[column]["n"] > 1 else f"{mean:.3f}"
-            cells.append(f"**{cell}**" if method in trained and np.isclose(mean, best[column], atol=5e-4) else cell)
+            bold = len(trained) > 1 and method in trained and np.isclose(mean, best[column], atol=5e-4)
+            cells.append(f"**{cell}**" if bold else cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -193,6 +197,9 @@ def draw_analytic(figures: Path):
 def publish(results: dict, data: dict, assets: Path):
     figures, out = assets / "figures", assets / "results"
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "runs").glob("*.json"):  # runs no longer in the plan must not linger
+        if stale.stem not in results:
+            stale.unlink()
     for name, run in results.items():
         (out / "runs" / f"{name}.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
     baselines = {"pixels": [training.baseline_metrics(data, "pixels")],  # no randomness: one value
