@@ -18,7 +18,8 @@ def on_files(files, config):
     if not assets.is_dir():
         return files
     for path in sorted(assets.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
+        # Markdown under assets/ (generated result tables) is included into pages with --8<--, not built as pages.
+        if not path.is_file() or path.name.startswith(".") or path.suffix == ".md":
             continue
         rel = path.relative_to(shared_root).as_posix()
         if files.get_file_from_path(rel) is None:
