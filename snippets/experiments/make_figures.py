@@ -5,8 +5,9 @@
                                                                   # explore: print a table, publish nothing
 
 Full mode writes docs/assets/figures/*.svg, docs/assets/results/runs/<run>.json and the summary table as
-markdown, docs/assets/results/summary.{ko,en}.txt (+ summary.json). The tables end in .txt, not .md: every file
-under docs/assets/ is added to both site builds, and a .md file there would become a page of its own. Every run is cached in .cache/experiments/ under a
+markdown, docs/assets/results/summary.txt (+ summary.json), included by both languages' Experiments page. It
+ends in .txt, not .md: every file under docs/assets/ is added to both site builds, and a .md file there would
+become a page of its own. Every run is cached in .cache/experiments/ under a
 content hash of everything that can change its result: its config (hyperparameters, seed), the experiments code
 that trains it, the snippet files it uses, the data split and the library versions. Unchanged runs are loaded,
 not retrained. The analytic figures (target-logits.svg, decision-boundaries.svg) need no training at all.
@@ -136,14 +137,8 @@ def run_all(configs: list, data: dict, cache: Path | None = None, fresh: bool = 
 
 # --- summary ---------------------------------------------------------------------------------------------
 COLUMNS = ("closed_set_accuracy", "tar_at_far_1e-2", "tar_at_far_1e-3", "eer", "recall_at_1")
-HEADERS = {
-    "ko": ("방법", "닫힌 집합 정확도", "TAR@FAR=10⁻²", "TAR@FAR=10⁻³", "EER ↓", "Recall@1"),
-    "en": ("method", "closed-set accuracy", "TAR@FAR=10⁻²", "TAR@FAR=10⁻³", "EER ↓", "Recall@1"),
-}
-BASELINE_NAMES = {
-    "ko": {"pixels": "픽셀 그대로 (학습 없음)", "untrained": "학습 전 MLP"},
-    "en": {"pixels": "raw pixels (no training)", "untrained": "untrained MLP"},
-}
+# One language-neutral table for both pages (they explain ACC = closed-set accuracy and the two baselines).
+HEADERS = ("", "ACC", "TAR@FAR=10⁻²", "TAR@FAR=10⁻³", "EER ↓", "Recall@1")
 
 
 def summarise(results: dict, methods, seeds, baselines=None) -> dict:
@@ -166,15 +161,15 @@ def summarise(results: dict, methods, seeds, baselines=None) -> dict:
     return summary
 
 
-def markdown_table(summary: dict, language: str) -> str:
+def markdown_table(summary: dict) -> str:
     trained = [m for m in summary if m in METHODS]
     best = {}
     for column in COLUMNS:
         means = [summary[m][column]["mean"] for m in trained if column in summary[m]]
         best[column] = (min if column == "eer" else max)(means)
-    lines = ["| " + " | ".join(HEADERS[language]) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for method, row in summary.items():
-        name = plots.LABELS[method] if method in METHODS else BASELINE_NAMES[language][method]
+        name = plots.LABELS[method] if method in METHODS else f"*{plots.LABELS[method]}*"  # baselines in italics
         cells = []
         for column in COLUMNS:
             if column not in row:
@@ -208,8 +203,7 @@ def publish(results: dict, data: dict, assets: Path):
     summary = summarise(results, METHODS, SEEDS, baselines)
     (out / "summary.json").write_text(json.dumps({"shared": SHARED, "k": K, "seeds": SEEDS, "margins": DEFAULT_MARGINS,
                                                    "summary": summary}, indent=1, sort_keys=True) + "\n")
-    for language in HEADERS:
-        (out / f"summary.{language}.txt").write_text(markdown_table(summary, language))
+    (out / "summary.txt").write_text(markdown_table(summary))
 
     def runs(methods, split, seeds=SEEDS):
         return {m: [results[f"{m}-{split}-seed{s}"] for s in seeds] for m in methods}
@@ -263,10 +257,10 @@ def main(argv=None):
         configs += [make_config(m, "open", 0, embedding_size=2) for m in TOY_METHODS]
     results = run_all(configs, data, fresh=args.fresh)
     if explore:
-        print(markdown_table(summarise(results, methods, seeds), "en"))
+        print(markdown_table(summarise(results, methods, seeds)))
     else:
         summary = publish(results, data, ASSETS)
-        print(markdown_table(summary, "en"))
+        print(markdown_table(summary))
         print(f"figures: {len(list((ASSETS / 'figures').glob('*.svg')))} SVG files in docs/assets/figures")
     print(f"experiments: finished in {time.perf_counter() - start:.1f} s", flush=True)
 
