@@ -111,7 +111,8 @@ def run_all(configs: list, data: dict, cache: Path | None = None, fresh: bool = 
         def progress(epoch, epochs, loss, acc):
             if tty or epoch == epochs:
                 end = "\n" if epoch == epochs else ""
-                print(f"\r{label} epoch {epoch:2d}/{epochs}  loss {loss:.4f}  held-out acc {acc:.3f}", end=end, flush=True)
+                print(f"\r{label} epoch {epoch:2d}/{epochs}  loss {loss:.4f}  held-out acc {acc:.3f}",
+                      end=end, flush=True)
 
         start = time.perf_counter()
         results = training.train_run(config, data, progress)
@@ -208,21 +209,31 @@ def publish(results: dict, data: dict, assets: Path):
     def runs(methods, split, seeds=SEEDS):
         return {m: [results[f"{m}-{split}-seed{s}"] for s in seeds] for m in methods}
 
-    def draw(name, make):
+    def loss_curves(path):
+        plots.loss_curves(runs(METHODS, "closed"), path)
+
+    def roc_unseen(path):
+        roc = {m: [r["metrics"]["roc_tar"] for r in rs] for m, rs in runs(METHODS, "open").items()}
+        plots.roc_unseen({**roc, "pixels": [baselines["pixels"][0]["roc_tar"]]}, path)
+
+    def embeddings_unseen(path):
+        panels = {"pixels": plots.pixel_panel(data)}
+        for method, (run,) in runs(UNSEEN_PANELS, "open", [0]).items():
+            panels[method] = (run["unseen_pca"]["xy"], run["unseen_pca"]["labels"])
+        plots.embeddings_unseen(panels, path)
+
+    def embeddings_2d(path):
+        plots.embeddings_2d({m: rs[0] for m, rs in runs(TOY_METHODS, "toy2d", [0]).items()}, path)
+
+    def triplet_distances(path):
+        plots.triplet_distances(results["triplet-open-seed0"], path)
+
+    for draw in (loss_curves, roc_unseen, embeddings_unseen, embeddings_2d, triplet_distances):
+        name = draw.__name__.replace("_", "-") + ".svg"
         try:
-            make(figures / name)
+            draw(figures / name)
         except KeyError as missing:  # a run was skipped because its snippet file does not exist yet
             print(f"WARNING: {name} not drawn: run {missing} is missing", flush=True)
-
-    draw("loss-curves.svg", lambda path: plots.loss_curves(runs(METHODS, "closed"), path))
-    roc = lambda: {m: [r["metrics"]["roc_tar"] for r in rs] for m, rs in runs(METHODS, "open").items()}  # noqa: E731
-    draw("roc-unseen.svg", lambda path: plots.roc_unseen({**roc(), "pixels": [baselines["pixels"][0]["roc_tar"]]}, path))
-    pca = lambda: {m: (r[0]["unseen_pca"]["xy"], r[0]["unseen_pca"]["labels"])  # noqa: E731
-                   for m, r in runs(UNSEEN_PANELS, "open", [0]).items()}
-    draw("embeddings-unseen.svg", lambda path: plots.embeddings_unseen({"pixels": plots.pixel_panel(data), **pca()}, path))
-    toy = lambda: {m: r[0] for m, r in runs(TOY_METHODS, "toy2d", [0]).items()}  # noqa: E731
-    draw("embeddings-2d.svg", lambda path: plots.embeddings_2d(toy(), path))
-    draw("triplet-distances.svg", lambda path: plots.triplet_distances(results["triplet-open-seed0"], path))
     return summary
 
 
@@ -252,7 +263,8 @@ def main(argv=None):
     for method, file in missing.items():
         print(f"WARNING: skipping {method}: snippets/{file} does not exist yet", flush=True)
     methods = [m for m in methods if m not in missing]
-    configs = [make_config(m, split, seed, **overrides) for m in methods for split in ("closed", "open") for seed in seeds]
+    configs = [make_config(m, split, seed, **overrides)
+               for m in methods for split in ("closed", "open") for seed in seeds]
     if not explore:
         configs += [make_config(m, "open", 0, embedding_size=2) for m in TOY_METHODS]
     results = run_all(configs, data, fresh=args.fresh)
