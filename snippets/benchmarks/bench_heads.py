@@ -12,10 +12,13 @@ r in {1.0, 0.3, 0.1}. One step = sample centres (r < 1), forward, backward. D is
 C = 1M full softmax (weights, their gradient, normalised copy, [256, 1M] logits) fits a shared 23 GB machine; the
 cost of every part of the step still grows linearly with the number of centres used.
 Memory: each Partial FC configuration runs in a fresh process; "peak extra memory" is the process's peak resident
-set size (resource.getrusage ru_maxrss) minus its resident set size (/proc/self/status VmRSS) just before the first
-step, i.e. what the steps themselves added on top of the weights and inputs.
+set size (VmHWM in /proc/self/status, reset just before the steps by writing 5 to /proc/self/clear_refs) minus its
+resident set size (VmRSS) at that moment, i.e. what the steps themselves added on top of the weights and inputs.
+(Not resource.getrusage's ru_maxrss: Linux carries it over from the parent across fork + exec.)
 
 Every time is the median of the repetitions after warm-up steps; ratios are ratios of medians of the same run.
+torch runs with ONE thread by default (--threads): on 2 cores shared with other jobs, two OpenMP threads mostly
+wait for each other (measured 2 to 3 times slower per step here), and the timings become far noisier.
 Writes results.json (data, machine information) and results.md (a table the performance page includes).
 
     python snippets/benchmarks/bench_heads.py            # full run, about 5 to 8 minutes on 2 cores
@@ -29,7 +32,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -62,11 +64,12 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def rss_kib():
+def status_kib(field):
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, in KiB (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    return 0
+    raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,9 +146,10 @@ def pfc_one(num_classes, sample_rate, reps, warmup):
     head = partial_fc.PartialFC(D_PFC, num_classes, sample_rate=sample_rate, s=S, m=M)
     x = torch.randn(B, D_PFC, requires_grad=True)
     y = torch.randint(0, num_classes, (B,))
-    before = rss_kib()
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident size
+    before = status_kib("VmRSS")
     times = [time_step(head, list(head.parameters()), x, y) for _ in range(warmup + reps)][warmup:]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = status_kib("VmHWM")
     num_sample = num_classes if sample_rate >= 1 else max(int(sample_rate * num_classes), int(torch.unique(y).numel()))
     return {"C": num_classes, "B": B, "D": D_PFC, "r": sample_rate, "num_sample": num_sample, "repetitions": reps,
             "step_ms": statistics.median(times) * 1e3, "peak_extra_mib": (peak - before) / 1024,
@@ -158,7 +162,8 @@ def bench_partial_fc(class_counts, rates, reps, warmup):
         full = None
         for rate in rates:
             args = json.dumps([num_classes, rate, reps[num_classes], warmup])
-            out = subprocess.run([sys.executable, __file__, "--pfc-child", args], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--pfc-child", args],
+                                 capture_output=True, text=True, check=True)
             row = json.loads(out.stdout.strip().splitlines()[-1])
             full = row["step_ms"] if rate == 1.0 else full
             row["speedup_vs_full"] = full / row["step_ms"] if full else None
@@ -173,7 +178,8 @@ def bench_partial_fc(class_counts, rates, reps, warmup):
 def write_markdown(result, path):
     machine = result["machine"]
     lines = [
-        f"CPU: {machine['cpu']}, {machine['torch_threads']} threads; torch {machine['torch']}, "
+        f"CPU: {machine['cpu']} ({machine['cores']} cores, shared; load average {machine['load_average_1min_at_start']} "
+        f"at start), torch {machine['torch']} with {machine['torch_threads']} thread(s), "
         f"pytorch-metric-learning {machine['pytorch_metric_learning']}; {result['date']}.",
         "",
         f"B = {B}, D = {D_HEADS}, s = {S:g}, m = {M} rad; forward + backward, median of n repetitions (ms).",
@@ -187,7 +193,7 @@ def write_markdown(result, path):
     lines += [
         "",
         f"Partial FC (ArcFace): B = {B}, D = {D_PFC}; step = sampling + forward + backward, median of n (ms); "
-        "peak extra memory = ru_maxrss − VmRSS before the first step (MiB).",
+        "peak extra memory = peak resident size during the steps − resident size before them (MiB).",
         "",
         "| C | r | sampled centres | n | step | speed-up vs r = 1 | peak extra memory |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -203,8 +209,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repetitions, writes nothing")
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json/.md (default: this folder; "
                                                                  "--quick writes only when --out is given)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see the docstring)")
     parser.add_argument("--pfc-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.pfc_child:
         print(json.dumps(pfc_one(*json.loads(args.pfc_child))))
         return
@@ -215,7 +223,7 @@ def main():
         head_counts, head_reps, pfc_counts, pfc_reps, warmup = [1_000, 10_000], {1_000: 5, 10_000: 5}, [10_000], {10_000: 3}, 1
     else:
         head_counts = [1_000, 10_000, 100_000]
-        head_reps = {1_000: 41, 10_000: 21, 100_000: 11}
+        head_reps = {1_000: 31, 10_000: 15, 100_000: 7}
         pfc_counts, pfc_reps, warmup = [100_000, 1_000_000], {100_000: 7, 1_000_000: 5}, 2
     rates = [1.0, 0.3, 0.1]
 
@@ -223,14 +231,17 @@ def main():
         "date": datetime.date.today().isoformat(),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
-                    "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__},
+                    "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__,
+                    "load_average_1min_at_start": round(os.getloadavg()[0], 2)},
         "settings": {"B": B, "D_heads": D_HEADS, "D_partial_fc": D_PFC, "s": S, "m_rad": M, "warmup": warmup,
-                     "statistic": "median", "memory": "ru_maxrss minus VmRSS before the first step, fresh process"},
+                     "statistic": "median",
+                     "memory": "VmHWM after the steps minus VmRSS before them (peak reset via clear_refs), fresh process"},
     }
     start = time.perf_counter()
     result["heads"] = bench_heads(head_counts, head_reps, warmup)
     result["partial_fc"] = bench_partial_fc(pfc_counts, rates, pfc_reps, warmup)
     result["wall_s"] = round(time.perf_counter() - start, 1)
+    result["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     at_100k = next((r for r in result["heads"] if r["C"] == 100_000), None)
     pfc_1m = next((r for r in result["partial_fc"] if r["C"] == 1_000_000 and r["r"] == 0.1), None)
     result["targets"] = {
