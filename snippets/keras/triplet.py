@@ -106,10 +106,13 @@ def batch_hard_triplet_loss(embeddings, labels, margin=0.2):
     embeddings, labels = _check_inputs(embeddings, labels, margin)
     distances = pairwise_distances(embeddings)
     same, positive = _masks(labels)
-    hardest_positive = ops.max(ops.where(positive, distances, -np.inf), axis=1)
-    hardest_negative = ops.min(ops.where(same, np.inf, distances), axis=1)
+    # argmax/argmin then gather: on ties the gradient goes to one pair (the first), as in the PyTorch twin
+    farthest = ops.argmax(ops.where(positive, distances, -np.inf), axis=1)
+    nearest = ops.argmin(ops.where(same, np.inf, distances), axis=1)
+    hardest_positive = ops.take_along_axis(distances, farthest[:, None], axis=1)[:, 0]
+    hardest_negative = ops.take_along_axis(distances, nearest[:, None], axis=1)[:, 0]
     valid = ops.logical_and(ops.any(positive, axis=1), ops.any(ops.logical_not(same), axis=1))
-    losses = ops.relu(hardest_positive - hardest_negative + margin)  # 0 (not NaN) for anchors without a pair
+    losses = ops.relu(hardest_positive - hardest_negative + margin)  # anchors without a pair: masked out below
     count = ops.sum(ops.cast(valid, distances.dtype))
     return ops.sum(ops.where(valid, losses, 0.0)) / ops.maximum(count, 1.0)
 # --8<-- [end:batch_hard_triplet_loss]
