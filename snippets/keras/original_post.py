@@ -11,7 +11,7 @@ each with numbers:
    normalised and the "cosine" is never negative;
 3. cos(θ + m) is applied to EVERY class whose value exceeds the threshold, not only to the true class;
 4. past θ + m > π the fallback is s·cos θ instead of s·(cos θ - m·sin m): the target logit jumps UP there;
-5. sqrt(1 - cos²θ) is not guarded: the gradient is NaN at cos θ = ±1.
+5. sqrt(1 - cos²θ) is not guarded: the gradient is inf or NaN at cos θ = ±1.
 
 The corrected version keeps the post's network and training call and swaps the last layers and the loss for
 this guide's `CosineClassifier` (normalised weights, no bias, no softmax: the model outputs cosines) and
@@ -52,7 +52,7 @@ def arcface_loss(y_true, y_pred):
 
     y_true = ops.cast(y_true, "float32")  # defect 1: integer class ids become floats
     cos_t = y_pred  # defect 2: the model's output is a softmax probability, not a cosine
-    sin_t = ops.sqrt(1.0 - ops.square(cos_t))  # defect 5: infinite slope at cos_t = ±1, NaN gradient
+    sin_t = ops.sqrt(1.0 - ops.square(cos_t))  # defect 5: infinite slope at cos_t = ±1: inf or NaN gradient
 
     cos_mt = s * (cos_t * cos_m - sin_t * sin_m)
     cond = cos_t > threshold  # defect 3: true for almost every class, not only the target

@@ -186,18 +186,21 @@ def test_defect_4_fallback_makes_the_target_logit_jump_up_at_pi_minus_m(old_logi
 
 # --- defect 5: NaN gradient at cos θ = ±1 ---------------------------------------------------------------------
 
-def test_defect_5_unguarded_sqrt_gives_nan_gradient_at_cos_plus_minus_one():
-    cosine = np.array([[1.0, 0.2, -0.3], [0.1, -1.0, 0.5]], dtype="float32")
+def test_defect_5_unguarded_sqrt_gives_non_finite_gradient_at_cos_plus_minus_one():
+    """Not saturated (the loss is not ~0), so the gradient reaching sqrt is not 0: at cos = 1 it becomes ±inf on
+    every backend; at cos = -1 (the other where() branch) torch and jax give NaN (0 · inf), TensorFlow 0."""
+    cosine = np.array([[1.0, 0.99, 0.95], [0.1, -1.0, 0.5]], dtype="float32")
     labels = np.array([0, 2])
     loss, grad = value_and_grad(lambda c: ops.mean(post.arcface_loss(labels, c)), cosine)
     _, fixed = value_and_grad(lambda c: ops.mean(
         ops.sparse_categorical_crossentropy(labels, km.arcface_logits(c, labels, s=S, m=M), from_logits=True)), cosine)
     # a softmax output can be exactly 1.0 in float32: the post's own y_pred reaches cos_t = 1 once training saturates
     saturated = float(ops.convert_to_numpy(ops.softmax(np.array([[20.0, 0.0]], dtype="float32")))[0, 0])
-    print(f"DEFECT 5: loss {float(loss):.4f} is finite, but {np.isnan(grad).sum()} of {grad.size} gradient entries "
-          f"are NaN (at cos = +1 and -1); with the guarded sqrt 0 are. softmax([20, 0])[0] = {saturated!r}")
-    assert np.isfinite(loss)
-    assert np.isnan(grad[0, 0]) and np.isnan(grad[1, 1])
+    print(f"DEFECT 5 ({BACKEND}): loss {float(loss):.4f} is finite, but the gradient at cos = 1 is {grad[0, 0]} "
+          f"and at cos = -1 is {grad[1, 1]} ({np.sum(~np.isfinite(grad))} of {grad.size} entries not finite); "
+          f"with the guarded sqrt all are finite. softmax([20, 0])[0] = {saturated!r}")
+    assert np.isfinite(loss) and float(loss) > 0.01
+    assert not np.isfinite(grad[0, 0])
     assert np.all(np.isfinite(fixed))
     assert saturated == 1.0
 
