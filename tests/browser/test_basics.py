@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.site, pytest.mark.browser]
 
 def first_page_with_code(site):
     for path in sorted(site.glob("*/index.html")):
-        if '<div class="highlight">' in path.read_text(encoding="utf-8") and path.parent.name != "en":
+        if 'class="language-python highlight"' in path.read_text(encoding="utf-8") and path.parent.name != "en":
             return path.parent.name
     pytest.fail("no page with a code block was built")
 

@@ -36,11 +36,9 @@ def test_page(page, base_url, lang, path):
     assert hosts <= {"127.0.0.1"}, f"requests left 127.0.0.1: {hosts}"
     assert page.locator("html").get_attribute("lang") == lang
 
-    # Images load and have alt text.
-    images = page.eval_on_selector_all(
-        "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))")
-    for image in images:
-        page.locator(f'article img[src$="{image["src"].rsplit("/", 1)[-1]}"]').first.scroll_into_view_if_needed()
+    # Images load and have alt text (figures are lazy-loaded: scroll each into view, then wait for all).
+    page.eval_on_selector_all("article img", "els => els.forEach(e => { e.loading = 'eager'; e.scrollIntoView(); })")
+    page.wait_for_function("[...document.querySelectorAll('article img')].every(e => e.complete)", timeout=15000)
     images = page.eval_on_selector_all(
         "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))")
     assert [i["src"] for i in images if i["w"] == 0] == [], "images that did not load"

@@ -50,7 +50,11 @@ def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(f"{base_url}/{slug}/", wait_until="networkidle")
-    block = page.locator(".highlight", has=page.locator(f'.filename:text-is("{path}")')).first
+    index = page.evaluate("""p => [...document.querySelectorAll('.highlight')]
+        .findIndex(b => b.querySelector('.filename') && b.querySelector('.filename').textContent.trim() === p)""", path)
+    assert index >= 0, f"no code block titled {path}"
+    block = page.locator(".highlight").nth(index)
+    block.scroll_into_view_if_needed()
     block.hover()
     block.locator("button.md-clipboard").click()
     copied = page.evaluate("navigator.clipboard.readText()")
@@ -62,7 +66,7 @@ def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
 def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query):
     prefix = "" if lang == "ko" else "en/"
     page.goto(f"{base_url}/{prefix}", wait_until="networkidle")
-    page.locator("label.md-header__button[for='__search']").click()
+    page.locator("input.md-search__input").click()
     page.locator("input.md-search__input").fill(query)
     results = page.locator(".md-search-result__item a")
     results.first.wait_for(timeout=15000)
@@ -102,7 +106,7 @@ def test_phone_layout_has_no_horizontal_page_scroll(browser, base_url, lang, pat
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     offenders = page.evaluate("""() => [...document.querySelectorAll('article *')]
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-        .filter(e => !e.closest('pre, table, .arithmatex, .highlight, .md-typeset__scrollwrap, .jp-OutputArea'))
+        .filter(e => !e.closest('pre, table, .arithmatex, .katex, .highlight, .md-typeset__scrollwrap, .jp-OutputArea'))
         .slice(0, 5).map(e => e.tagName + '.' + e.className)""")
     context.close()
     assert overflow <= 0 and offenders == [], f"page scrolls sideways by {overflow}px: {offenders}"

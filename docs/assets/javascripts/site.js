@@ -23,9 +23,25 @@
       title.appendChild(a);
     });
   }
+  // 3. A region that scrolls sideways (a wide formula, a notebook output) must be reachable with the keyboard
+  //    (WCAG 2.1.1; axe scrollable-region-focusable). Runs after KaTeX has rendered (katex-init.js loads first).
+  function focusableScrollers(root) {
+    root.querySelectorAll("article div, article pre").forEach(function (el) {
+      var style = getComputedStyle(el);
+      var scrolls = /(auto|scroll)/.test(style.overflowX) && el.scrollWidth > el.clientWidth + 1;
+      if (scrolls && !el.hasAttribute("tabindex") && !el.querySelector("a, button, input, [tabindex]")) {
+        el.setAttribute("tabindex", "0");
+      }
+    });
+  }
+
+  function enhance(root) {
+    linkTitles(root);
+    focusableScrollers(root);
+  }
   if (typeof document$ !== "undefined") {
-    document$.subscribe(function (doc) { linkTitles(doc.body); });
+    document$.subscribe(function (doc) { enhance(doc.body); });
   } else {
-    document.addEventListener("DOMContentLoaded", function () { linkTitles(document.body); });
+    document.addEventListener("DOMContentLoaded", function () { enhance(document.body); });
   }
 })();
