@@ -56,7 +56,7 @@ def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
     block = page.locator(".highlight").nth(index)
     block.scroll_into_view_if_needed()
     block.hover()
-    block.locator("button.md-clipboard").click()
+    block.locator("button.md-code__button[data-md-type=copy]").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     context.close()
     assert copied.strip("\n") == expected
@@ -68,6 +68,7 @@ def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query
     page.goto(f"{base_url}/{prefix}", wait_until="networkidle")
     page.locator("input.md-search__input").click()
     page.locator("input.md-search__input").fill(query)
+    page.keyboard.press("End")      # Material searches on key events; fill() alone sends none for Hangul
     results = page.locator(".md-search-result__item a")
     results.first.wait_for(timeout=15000)
     hrefs = results.evaluate_all("as => as.map(a => new URL(a.href).pathname)")

@@ -38,7 +38,14 @@
   function enhance(root) {
     linkTitles(root);
     focusableScrollers(root);
+    // Widths change once the KaTeX fonts arrive, and with the window: check again then.
+    if (document.fonts) document.fonts.ready.then(function () { focusableScrollers(root); });
   }
+  var resizeTimer;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { focusableScrollers(document.body); }, 200);
+  });
   if (typeof document$ !== "undefined") {
     document$.subscribe(function (doc) { enhance(doc.body); });
   } else {
