@@ -50,7 +50,8 @@ def pytest_terminal_summary(terminalreporter):
 
     if not SUMMARY:
         return
-    columns = ["page", "requests", "bytes", "formulas", "critical", "serious", "moderate", "minor"]
+    columns = ["page", "requests", "bytes", "bytes_with_figures", "formulas", "critical", "serious", "moderate",
+               "minor"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in sorted(SUMMARY, key=lambda r: r["page"]):
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")

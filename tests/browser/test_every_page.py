@@ -41,6 +41,7 @@ def test_page(page, base_url, lang, path):
     page.wait_for_function("[...document.querySelectorAll('article img')].every(e => e.complete)", timeout=15000)
     images = page.eval_on_selector_all(
         "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))")
+    row["bytes_with_figures"] = sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes)
     assert [i["src"] for i in images if i["w"] == 0] == [], "images that did not load"
     assert [i["src"] for i in images if not i["alt"].strip()] == [], "images without alt text"
 
@@ -69,3 +70,4 @@ def test_page(page, base_url, lang, path):
     assert serious == [], f"axe serious/critical violations: {serious}"
 
     assert row["bytes"] <= MAX_BYTES, f"first load transfers {row['bytes']} bytes"
+    assert row["bytes_with_figures"] <= MAX_BYTES, f"with its lazy figures the page transfers {row['bytes_with_figures']}"
