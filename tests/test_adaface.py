@@ -32,13 +32,6 @@ def reference_adaface_logits(cosine, norms, labels, mu, sigma, s=64.0, m=0.4, h=
     return out
 
 
-def reference_cross_entropy(logits, labels):
-    logits = np.asarray(logits, dtype=np.float64)
-    top = logits.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
-    return float(np.mean(lse - logits[np.arange(len(labels)), labels]))
-
-
 def realizable_embeddings(cosine, norms):
     """Embeddings x_i (norm n_i) and class weights W = [I | 0] such that cos(x_i, w_j) = cosine[i, j]."""
     cosine = torch.as_tensor(cosine, dtype=torch.float64)

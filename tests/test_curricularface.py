@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from oracles import arcface_target
 from snippet_loader import ROOT, load_snippet
 
 curricularface = load_snippet("pytorch/curricularface.py")
@@ -28,7 +29,7 @@ def reference_curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
         for j in range(cosine.shape[1]):
             if j != y and cosine[i, j] > cos_y_m:
                 out[i, j] = cosine[i, j] * (t + cosine[i, j])
-        out[i, y] = cos_y_m if theta + m <= math.pi else cosine[i, y] - m * math.sin(m)
+        out[i, y] = arcface_target(cosine[i, y], m)
     return s * out
 
 

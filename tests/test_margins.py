@@ -1,8 +1,8 @@
 """Tests of snippets/pytorch/margins.py.
 
-Oracles: float64 `reference_*` formulas written here from the papers (acos-based, unlike the snippet's
-sqrt/Chebyshev/atan2 forms), the worked numbers of shared/research/reference-implementations.md §7 and §9, and
-pytorch-metric-learning 2.9.0 (ArcFaceLoss, CosFaceLoss, SphereFaceLoss) as an independent implementation.
+Oracles: float64 `reference_*` formulas written here and in tests/oracles.py from the papers (acos-based, unlike
+the snippet's sqrt/Chebyshev/atan2 forms), the worked numbers of shared/research/reference-implementations.md §7 and
+§9, and pytorch-metric-learning 2.9.0 (ArcFaceLoss, CosFaceLoss, SphereFaceLoss) as an independent implementation.
 """
 
 import math
@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytorch_metric_learning import losses as pml_losses
 
+from oracles import arcface_target, cosine_matrix, cross_entropy
 from snippet_loader import load_snippet
 
 margins = load_snippet("pytorch/margins.py")
@@ -34,7 +35,7 @@ def reference_target(c, kind, m=None, m1=1.0, m2=0.0, m3=0.0):
     if kind == "cosface":
         return c - m
     if kind == "arcface":
-        return math.cos(theta + m) if theta + m <= math.pi else c - m * math.sin(m)
+        return arcface_target(c, m)
     if kind == "sphereface":
         k = min(math.floor(m * theta / math.pi), m - 1)
         return (-1) ** k * math.cos(m * theta) - 2 * k
@@ -50,13 +51,6 @@ def reference_logits(cosine, labels, kind, s, **margin):
     for i, y in enumerate(labels):
         logits[i, y] = s * reference_target(float(cosine[i][y]), kind, **margin)
     return logits
-
-
-def reference_cross_entropy(logits, labels):
-    logits = np.asarray(logits, dtype=np.float64)
-    top = logits.max(axis=1, keepdims=True)
-    logsumexp = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-    return float(np.mean(logsumexp - logits[np.arange(len(labels)), labels]))
 
 
 # (kind, snippet function, keyword arguments) for every margin function with non-default, typical settings.
@@ -238,10 +232,8 @@ def test_margin_loss_matches_float64_reference_end_to_end(kind, fn, kwargs):
     torch.manual_seed(2)
     head = margins.MarginLoss(6, 4, margin=kind, **kwargs).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
-    x = embeddings.numpy() / np.linalg.norm(embeddings.numpy(), axis=1, keepdims=True)
-    w = head.classifier.weight.detach().numpy()
-    w = w / np.linalg.norm(w, axis=1, keepdims=True)
-    expected = reference_cross_entropy(call_reference(kind, (x @ w.T).tolist(), labels.tolist(), kwargs), labels)
+    cosine = cosine_matrix(embeddings.numpy(), head.classifier.weight.detach().numpy())
+    expected = cross_entropy(call_reference(kind, cosine.tolist(), labels.tolist(), kwargs), labels)
     assert head(embeddings, labels).item() == pytest.approx(expected, rel=1e-10)
 
 

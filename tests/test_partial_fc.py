@@ -1,5 +1,5 @@
 """Partial FC (snippets/pytorch/partial_fc.py): the sampling rules, and the loss against a float64 full-softmax
-ArcFace/CosFace oracle written here and against pytorch-metric-learning's ArcFaceLoss."""
+ArcFace/CosFace oracle (tests/oracles.py, written from the papers) and against pytorch-metric-learning's ArcFaceLoss."""
 
 import math
 import subprocess
@@ -10,27 +10,10 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import ArcFaceLoss
 
+from oracles import margin_loss
 from snippet_loader import ROOT, load_snippet
 
 partial_fc = load_snippet("pytorch/partial_fc.py")
-
-
-def reference_margin_loss(embeddings, weight, labels, margin="arcface", s=64.0, m=0.5):
-    """float64 oracle: mean CE of s*cos(theta_j), target s*cos(theta_y + m) (th/mm fallback) or s*(cos - m)."""
-    x = np.asarray(embeddings, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64)
-    cosine = np.clip((x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T, -1, 1)
-    logits = s * cosine
-    for i, y in enumerate(labels):
-        theta = math.acos(cosine[i, y])
-        if margin == "arcface":
-            target = math.cos(theta + m) if theta + m <= math.pi else cosine[i, y] - m * math.sin(m)
-        else:
-            target = cosine[i, y] - m
-        logits[i, y] = s * target
-    top = logits.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
-    return float(np.mean(lse - logits[np.arange(len(labels)), labels]))
 
 
 def test_sample_keeps_every_present_class():
@@ -79,7 +62,7 @@ def test_partial_fc_full_rate_equals_full_softmax_arcface_oracle():
     head = partial_fc.PartialFC(16, 40, sample_rate=1.0)
     embeddings, labels = torch.randn(12, 16), torch.randint(0, 40, (12,))
     loss = head(embeddings, labels)
-    want = reference_margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
+    want = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
     assert loss.item() == pytest.approx(want, rel=1e-5)
 
 
@@ -87,7 +70,7 @@ def test_partial_fc_full_rate_cosface_equals_oracle():
     torch.manual_seed(1)
     head = partial_fc.PartialFC(16, 30, sample_rate=1.0, margin="cosface", s=30.0, m=0.35)
     embeddings, labels = torch.randn(10, 16), torch.randint(0, 30, (10,))
-    want = reference_margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy(), "cosface", 30.0, 0.35)
+    want = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy(), "cosface", 30.0, 0.35)
     assert head(embeddings, labels).item() == pytest.approx(want, rel=1e-5)
 
 
@@ -105,7 +88,7 @@ def test_partial_fc_eval_mode_uses_all_centres():
     torch.manual_seed(3)
     head = partial_fc.PartialFC(8, 200, sample_rate=0.1).eval()
     embeddings, labels = torch.randn(6, 8), torch.randint(0, 200, (6,))
-    want = reference_margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
+    want = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
     assert head(embeddings, labels).item() == pytest.approx(want, rel=1e-5)
 
 
@@ -116,9 +99,9 @@ def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
     loss = head(embeddings, labels)
     torch.manual_seed(11)  # the module draws from the global generator: replay the same draw
     index, remapped = partial_fc.sample_class_centers(labels, 200, 20)
-    want = reference_margin_loss(embeddings.numpy(), head.weight.detach()[index].numpy(), remapped.numpy())
+    want = margin_loss(embeddings.numpy(), head.weight.detach()[index].numpy(), remapped.numpy())
     assert loss.item() == pytest.approx(want, rel=1e-5)
-    full = reference_margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
+    full = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
     assert loss.item() < full  # fewer competitors in the denominator
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml_losses
 
+from oracles import arcface_target, cosine_matrix, cross_entropy
 from snippet_loader import load_snippet
 
 subcenter = load_snippet("pytorch/subcenter.py")
@@ -24,15 +25,8 @@ def reference_logits(cosine, labels, num_subcenters, s, m):
     nearest = cosine.reshape(len(cosine), -1, num_subcenters).max(axis=2)
     logits = s * nearest
     for i, y in enumerate(labels):
-        theta = math.acos(nearest[i, y])
-        logits[i, y] = s * (math.cos(theta + m) if theta + m <= math.pi else nearest[i, y] - m * math.sin(m))
+        logits[i, y] = s * arcface_target(nearest[i, y], m)
     return logits
-
-
-def reference_cross_entropy(logits, labels):
-    top = logits.max(axis=1, keepdims=True)
-    logsumexp = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-    return float(np.mean(logsumexp - logits[np.arange(len(labels)), labels]))
 
 
 def with_mirrored_subcenters(cosine):
@@ -181,10 +175,8 @@ def test_subcenter_module_matches_float64_reference_end_to_end():
     torch.manual_seed(5)
     head = subcenter.SubCenterArcFace(6, 4, num_subcenters=2, s=30.0, m=0.4).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
-    x = embeddings.numpy() / np.linalg.norm(embeddings.numpy(), axis=1, keepdims=True)
-    w = head.weight.detach().numpy()
-    w = w / np.linalg.norm(w, axis=1, keepdims=True)
-    expected = reference_cross_entropy(reference_logits(x @ w.T, labels.tolist(), 2, 30.0, 0.4), labels.numpy())
+    cosine = cosine_matrix(embeddings.numpy(), head.weight.detach().numpy())
+    expected = cross_entropy(reference_logits(cosine, labels.tolist(), 2, 30.0, 0.4), labels.numpy())
     assert head(embeddings, labels).item() == pytest.approx(expected, rel=1e-10)
 
 
