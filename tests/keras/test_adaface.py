@@ -1,62 +1,18 @@
 """Keras adaface.py: parity with the PyTorch twin (logits, loss, input gradients, running statistics), the E6
 worked example, model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND this process uses."""
 
-import math
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import (BACKEND, assert_parity, keras_ce, keras_value_and_grad, run_keras_snippet,
+                          torch_value_and_grad, twin_heads)
+from snippet_loader import load_snippet
 
 ka = load_snippet("keras/adaface.py")
 pa = load_snippet("pytorch/adaface.py")
-
-RTOL, ATOL = 1e-5, 1e-6
-BACKEND = keras.backend.backend()
-
-
-def keras_value_and_grad(fn, x):
-    """fn(x) -> scalar with the active backend's autodiff (torch autograd, jax.grad, tf.GradientTape)."""
-    if BACKEND == "torch":
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    import tensorflow as tf
-
-    xt = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = fn(xt)
-    return out.numpy(), tape.gradient(out, xt).numpy()
-
-
-def torch_value_and_grad(fn, x):
-    xt = torch.tensor(x, requires_grad=True)
-    out = fn(xt)
-    (grad,) = torch.autograd.grad(out, xt)
-    return out.detach().numpy(), grad.numpy()
-
-
-def keras_ce(logits, labels):
-    return ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
-
-
-def assert_parity(ours, theirs, what):
-    """rtol 1e-5, atol 1e-6 in units of the largest entry (logits are of size s = 64: a bare 1e-6 is below an ulp)."""
-    theirs = np.asarray(theirs)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(theirs).max())), err_msg=what)
 
 
 def random_batch(seed, batch=12, classes=5):
@@ -105,13 +61,7 @@ def test_adaface_worked_example_e6():
 
 
 def make_pair(embedding_size=6, num_classes=4, **kwargs):
-    """A PyTorch module and a built Keras layer with the same class centres (Keras keeps them as [D, C])."""
-    torch.manual_seed(0)
-    module = pa.AdaFace(embedding_size, num_classes, **kwargs)
-    layer = ka.AdaFace(embedding_size, num_classes, **kwargs)
-    layer.build([(None, embedding_size), (None,)])
-    layer.kernel.assign(module.weight.detach().numpy().T)
-    return module, layer
+    return twin_heads(pa.AdaFace, ka.AdaFace, embedding_size, num_classes, **kwargs)
 
 
 def test_adaface_two_consecutive_training_calls_match_pytorch_and_the_update_rule():
@@ -226,8 +176,6 @@ def test_adaface_bad_layer_settings_raise_value_error():
 if BACKEND != "torch":  # under torch, tests/test_snippet_scripts.py already runs every snippet as a script
 
     def test_adaface_runs_as_a_script_on_this_backend():
-        env = {**os.environ, "KERAS_BACKEND": BACKEND}
-        result = subprocess.run([sys.executable, str(ROOT / "snippets/keras/adaface.py")], capture_output=True, text=True,
-                                timeout=300, env=env)
+        result = run_keras_snippet("adaface.py")
         assert result.returncode == 0, result.stderr[-2000:]
         assert "loss: 2.61644" in result.stdout and "batch_std" in result.stdout

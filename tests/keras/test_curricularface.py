@@ -2,9 +2,6 @@
 worked example, model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND this process uses."""
 
 import math
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,51 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import (BACKEND, assert_parity, keras_ce, keras_value_and_grad, run_keras_snippet,
+                          torch_value_and_grad, twin_heads)
+from snippet_loader import load_snippet
 
 kc = load_snippet("keras/curricularface.py")
 pc = load_snippet("pytorch/curricularface.py")
-
-RTOL, ATOL = 1e-5, 1e-6
-BACKEND = keras.backend.backend()
-
-
-def keras_value_and_grad(fn, x):
-    """fn(x) -> scalar with the active backend's autodiff (torch autograd, jax.grad, tf.GradientTape)."""
-    if BACKEND == "torch":
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    import tensorflow as tf
-
-    xt = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = fn(xt)
-    return out.numpy(), tape.gradient(out, xt).numpy()
-
-
-def torch_value_and_grad(fn, x):
-    xt = torch.tensor(x, requires_grad=True)
-    out = fn(xt)
-    (grad,) = torch.autograd.grad(out, xt)
-    return out.detach().numpy(), grad.numpy()
-
-
-def keras_ce(logits, labels):
-    return ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
-
-
-def assert_parity(ours, theirs, what):
-    """rtol 1e-5, atol 1e-6 in units of the largest entry (logits are of size s = 64: a bare 1e-6 is below an ulp)."""
-    theirs = np.asarray(theirs)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(theirs).max())), err_msg=what)
 
 
 def random_batch(seed, batch=12, classes=5):
@@ -104,13 +62,7 @@ def test_curricularface_worked_example_e7():
 
 
 def make_pair(embedding_size=6, num_classes=4, **kwargs):
-    """A PyTorch module and a built Keras layer with the same class centres (Keras keeps them as [D, C])."""
-    torch.manual_seed(0)
-    module = pc.CurricularFace(embedding_size, num_classes, **kwargs)
-    layer = kc.CurricularFace(embedding_size, num_classes, **kwargs)
-    layer.build([(None, embedding_size), (None,)])
-    layer.kernel.assign(module.weight.detach().numpy().T)
-    return module, layer
+    return twin_heads(pc.CurricularFace, kc.CurricularFace, embedding_size, num_classes, **kwargs)
 
 
 def test_curricularface_two_consecutive_training_calls_match_pytorch_and_the_update_rule():
@@ -216,8 +168,6 @@ def test_curricularface_bad_call_does_not_move_t():
 if BACKEND != "torch":  # under torch, tests/test_snippet_scripts.py already runs every snippet as a script
 
     def test_curricularface_runs_as_a_script_on_this_backend():
-        env = {**os.environ, "KERAS_BACKEND": BACKEND}
-        result = subprocess.run([sys.executable, str(ROOT / "snippets/keras/curricularface.py")], capture_output=True,
-                                text=True, timeout=300, env=env)
+        result = run_keras_snippet("curricularface.py")
         assert result.returncode == 0, result.stderr[-2000:]
         assert "loss: 0.04868" in result.stdout and "t = " in result.stdout

@@ -3,23 +3,11 @@ with model.fit, saves to .keras, reloads, and predicts exactly the same."""
 
 import keras
 import numpy as np
-import pytest
 from snippet_loader import load_snippet
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 km = load_snippet("keras/margins.py")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one intra-op thread is faster, and far faster when other jobs share the CPU."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_arcface_mlp_learns_digits_and_survives_save_and_load(tmp_path):

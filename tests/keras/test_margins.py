@@ -5,7 +5,6 @@ oracle for parity, and hand-checked numbers from the guide's worked examples are
 """
 
 import math
-import runpy
 
 import keras
 import numpy as np
@@ -13,56 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import (ATOL, BACKEND, RTOL, assert_parity, keras_ce, keras_value_and_grad, snippet_main_output,
+                          torch_value_and_grad)
+from snippet_loader import load_snippet
 
 km = load_snippet("keras/margins.py")
 pm = load_snippet("pytorch/margins.py")
-
-RTOL, ATOL = 1e-5, 1e-6
-BACKEND = keras.backend.backend()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one intra-op thread is faster, and far faster when other jobs share the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def keras_value_and_grad(fn, x):
-    """fn(x) -> scalar with the active Keras backend's autodiff; returns (value, d value / dx) as numpy."""
-    if BACKEND == "torch":
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = fn(xt)
-        return out.numpy(), tape.gradient(out, xt).numpy()
-    raise RuntimeError(f"no gradient helper for backend {BACKEND}")
-
-
-def torch_value_and_grad(fn, x):
-    xt = torch.tensor(x, requires_grad=True)
-    out = fn(xt)
-    (grad,) = torch.autograd.grad(out, xt)
-    return out.detach().numpy(), grad.numpy()
-
-
-def keras_ce(logits, labels):
-    return ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
 
 
 CASES = [
@@ -108,14 +63,6 @@ def edge_batch(m=0.5):
 
 
 BATCHES = {"random": random_batch(0, batch=12, classes=5), "edges": edge_batch()}
-
-
-def assert_parity(ours, theirs, what):
-    """rtol 1e-5 and atol 1e-6 in units of the largest entry: float32 has ~7 digits, so an absolute 1e-6 on logits
-    and gradients of size s = 64 would ask for less than one ulp (cancellation near θ + m = π shows it)."""
-    theirs = np.asarray(theirs)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(theirs).max())),
-                               err_msg=what)
 
 
 @pytest.mark.parametrize("batch", sorted(BATCHES))
@@ -335,7 +282,6 @@ def test_works_under_tracing_and_still_checks_dtype():
 
 
 def test_runs_as_a_script(capsys):
-    """The file's __main__ block, run in this process (runpy) to spare a second Keras start-up."""
-    runpy.run_path(str(ROOT / "snippets/keras/margins.py"), run_name="__main__")
-    result = capsys.readouterr()
-    assert "arcface   s=64, m=0.5 : logits [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]]" in result.out
+    """The file's __main__ block."""
+    out = snippet_main_output("margins.py", capsys)
+    assert "arcface   s=64, m=0.5 : logits [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]]" in out

@@ -5,55 +5,18 @@ formulas written here and the guide's arcface_logits (itself checked against the
 """
 
 import math
-import runpy
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import BACKEND, keras_ce, keras_value_and_grad, snippet_main_output
+from snippet_loader import load_snippet
 
 post = load_snippet("keras/original_post.py")
 km = load_snippet("keras/margins.py")
 
-BACKEND = keras.backend.backend()
 S, M = post.s, post.m  # 30.0 and 0.5, as in the post
-
-
-def value_and_grad(fn, x):
-    """fn(x) -> scalar with the active Keras backend's autodiff; returns (value, d value / dx) as numpy."""
-    if BACKEND == "torch":
-        import torch
-
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = fn(xt)
-        return out.numpy(), tape.gradient(out, xt).numpy()
-    raise RuntimeError(f"no gradient helper for backend {BACKEND}")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one intra-op thread is faster, and far faster when other jobs share the CPU."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
@@ -76,7 +39,7 @@ def old_logits(monkeypatch):
 
 
 def mean_ce(logits, labels):
-    return float(ops.convert_to_numpy(ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))))
+    return float(ops.convert_to_numpy(keras_ce(logits, labels)))
 
 
 # --- defect 1: labels cast to float before a sparse cross-entropy ------------------------------------------------
@@ -191,9 +154,8 @@ def test_defect_5_unguarded_sqrt_gives_non_finite_gradient_at_cos_plus_minus_one
     every backend; at cos = -1 (the other where() branch) torch and jax give NaN (0 · inf), TensorFlow 0."""
     cosine = np.array([[1.0, 0.99, 0.95], [0.1, -1.0, 0.5]], dtype="float32")
     labels = np.array([0, 2])
-    loss, grad = value_and_grad(lambda c: ops.mean(post.arcface_loss(labels, c)), cosine)
-    _, fixed = value_and_grad(lambda c: ops.mean(
-        ops.sparse_categorical_crossentropy(labels, km.arcface_logits(c, labels, s=S, m=M), from_logits=True)), cosine)
+    loss, grad = keras_value_and_grad(lambda c: ops.mean(post.arcface_loss(labels, c)), cosine)
+    _, fixed = keras_value_and_grad(lambda c: keras_ce(km.arcface_logits(c, labels, s=S, m=M), labels), cosine)
     # a softmax output can be exactly 1.0 in float32: the post's own y_pred reaches cos_t = 1 once training saturates
     saturated = float(ops.convert_to_numpy(ops.softmax(np.array([[20.0, 0.0]], dtype="float32")))[0, 0])
     print(f"DEFECT 5 ({BACKEND}): loss {float(loss):.4f} is finite, but the gradient at cos = 1 is {grad[0, 0]} "
@@ -211,8 +173,7 @@ def test_corrected_model_trained_the_same_way_runs_as_a_script(capsys):
     """The file's __main__ block (run in this process with runpy, to spare a second Keras start-up): the post's
     random data and training call (Adam, batch 32, 10 epochs) for the post's model and for the corrected one.
     Held-out accuracy on real data is tests/keras/test_fit_digits.py's job."""
-    runpy.run_path(str(ROOT / "snippets/keras/original_post.py"), run_name="__main__")
-    out = capsys.readouterr().out
+    out = snippet_main_output("original_post.py", capsys)
     print(out)
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if "loss per epoch" in line}
     for name in ("post's code", "corrected"):

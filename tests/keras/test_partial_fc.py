@@ -1,69 +1,18 @@
 """Keras partial_fc.py: the sampling rules, parity with the PyTorch twin at full rate and in inference, the sampled
 loss against a float64 oracle on the same sample, model.fit, save/load and bad inputs (any KERAS_BACKEND)."""
 
-import math
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import torch
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import (BACKEND, RTOL, assert_parity, keras_value_and_grad, run_keras_snippet,
+                          torch_value_and_grad, twin_heads)
+from oracles import margin_loss
+from snippet_loader import load_snippet
 
 kp = load_snippet("keras/partial_fc.py")
 pp = load_snippet("pytorch/partial_fc.py")
-
-RTOL, ATOL = 1e-5, 1e-6
-BACKEND = keras.backend.backend()
-
-
-def keras_value_and_grad(fn, x):
-    """fn(x) -> scalar with the active backend's autodiff (torch autograd, jax.grad, tf.GradientTape)."""
-    if BACKEND == "torch":
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    import tensorflow as tf
-
-    xt = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = fn(xt)
-    return out.numpy(), tape.gradient(out, xt).numpy()
-
-
-def torch_value_and_grad(fn, x):
-    xt = torch.tensor(x, requires_grad=True)
-    out = fn(xt)
-    (grad,) = torch.autograd.grad(out, xt)
-    return out.detach().numpy(), grad.numpy()
-
-
-def assert_parity(ours, theirs, what):
-    theirs = np.asarray(theirs)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(theirs).max())), err_msg=what)
-
-
-def reference_arcface_loss(embeddings, centres, labels, s=64.0, m=0.5):
-    """float64 oracle: mean CE of s*cos, target s*cos(theta + m) (cos - m sin m past theta + m > pi)."""
-    x = np.asarray(embeddings, np.float64)
-    w = np.asarray(centres, np.float64)  # [num_centres, D]
-    cosine = np.clip((x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T, -1, 1)
-    logits = s * cosine
-    for i, y in enumerate(labels):
-        theta = math.acos(cosine[i, y])
-        logits[i, y] = s * (math.cos(theta + m) if theta + m <= math.pi else cosine[i, y] - m * math.sin(m))
-    top = logits.max(axis=1, keepdims=True)
-    return float(np.mean(np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0] - logits[np.arange(len(labels)), labels]))
 
 
 def sample(labels, num_classes, num_sample, seed):
@@ -103,13 +52,8 @@ def test_sample_fills_with_uniformly_random_negatives():
 
 
 def make_pair(num_classes=40, embedding_size=8, seed=None, **kwargs):
-    """A PyTorch module and a built Keras layer with the same class centres (Keras keeps them as [D, C])."""
-    torch.manual_seed(0)
-    module = pp.PartialFC(embedding_size, num_classes, **kwargs)
-    layer = kp.PartialFC(embedding_size, num_classes, seed=seed, **kwargs)  # seed: the Keras layer's SeedGenerator
-    layer.build([(None, embedding_size), (None,)])
-    layer.kernel.assign(module.weight.detach().numpy().T)
-    return module, layer
+    """seed: the Keras layer's SeedGenerator."""
+    return twin_heads(pp.PartialFC, kp.PartialFC, embedding_size, num_classes, layer_kwargs=dict(seed=seed), **kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [dict(sample_rate=1.0), dict(sample_rate=1.0, margin="cosface", s=30.0, m=0.35)])
@@ -131,7 +75,7 @@ def test_partial_fc_inference_uses_all_centres_like_the_pytorch_eval_mode():
     x, y = rng.normal(size=(6, 8)).astype("float32"), rng.integers(0, 200, size=6)
     loss = float(layer([x, y], training=False))
     assert loss == pytest.approx(module.eval()(torch.from_numpy(x), torch.from_numpy(y)).item(), rel=RTOL)
-    assert loss == pytest.approx(reference_arcface_loss(x, module.weight.detach().numpy(), y), rel=RTOL)
+    assert loss == pytest.approx(margin_loss(x, module.weight.detach().numpy(), y), rel=RTOL)
 
 
 def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
@@ -141,8 +85,8 @@ def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
     index, remapped = sample(y, 200, 20, 11)  # a fresh SeedGenerator(11) replays the layer's first draw
     loss = float(layer([x, y], training=True))
     kernel = ops.convert_to_numpy(layer.kernel)
-    assert loss == pytest.approx(reference_arcface_loss(x, kernel.T[index], remapped), rel=RTOL)
-    assert loss < reference_arcface_loss(x, kernel.T, y)  # fewer competitors in the denominator
+    assert loss == pytest.approx(margin_loss(x, kernel.T[index], remapped), rel=RTOL)
+    assert loss < margin_loss(x, kernel.T, y)  # fewer competitors in the denominator
 
 
 def build_model():
@@ -209,8 +153,6 @@ def test_partial_fc_batch_mismatch_raises_value_error():
 if BACKEND != "torch":  # under torch, tests/test_snippet_scripts.py already runs every snippet as a script
 
     def test_partial_fc_runs_as_a_script_on_this_backend():
-        env = {**os.environ, "KERAS_BACKEND": BACKEND}
-        result = subprocess.run([sys.executable, str(ROOT / "snippets/keras/partial_fc.py")], capture_output=True, text=True,
-                                timeout=300, env=env)
+        result = run_keras_snippet("partial_fc.py")
         assert result.returncode == 0, result.stderr[-2000:]
         assert "index[remapped] == labels: True" in result.stdout and "training loss per epoch" in result.stdout

@@ -1,7 +1,6 @@
 """Keras subcenter.py: parity with the PyTorch twin (logits, loss, gradients, outliers), worked numbers, errors."""
 
 import math
-import runpy
 
 import keras
 import numpy as np
@@ -9,52 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import ATOL, RTOL, keras_ce, keras_value_and_grad, snippet_main_output, torch_value_and_grad
+from snippet_loader import load_snippet
 
 ks = load_snippet("keras/subcenter.py")
 ps = load_snippet("pytorch/subcenter.py")
-
-RTOL, ATOL = 1e-5, 1e-6
-BACKEND = keras.backend.backend()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one intra-op thread is faster, and far faster when other jobs share the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def keras_value_and_grad(fn, x):
-    """fn(x) -> scalar with the active Keras backend's autodiff; returns (value, d value / dx) as numpy."""
-    if BACKEND == "torch":
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = fn(xt)
-        return out.numpy(), tape.gradient(out, xt).numpy()
-    raise RuntimeError(f"no gradient helper for backend {BACKEND}")
-
-
-def torch_value_and_grad(fn, x):
-    xt = torch.tensor(x, requires_grad=True)
-    out = fn(xt)
-    (grad,) = torch.autograd.grad(out, xt)
-    return out.detach().numpy(), grad.numpy()
 
 
 def cosine_batch(seed, batch=10, classes=4, k=3, edges=False):
@@ -76,11 +34,8 @@ def test_logits_loss_and_gradient_match_pytorch_twin(k, s, m, edges):
     ref = ps.subcenter_arcface_logits(torch.from_numpy(cosine), torch_labels, k, s, m).numpy()
     np.testing.assert_allclose(logits, ref, rtol=RTOL, atol=ATOL * s)  # atol in units of the logits' scale s
 
-    def keras_loss(c):
-        return ops.mean(ops.sparse_categorical_crossentropy(labels, ks.subcenter_arcface_logits(c, labels, k, s, m),
-                                                            from_logits=True))
-
-    loss, grad = keras_value_and_grad(keras_loss, cosine)
+    loss, grad = keras_value_and_grad(
+        lambda c: keras_ce(ks.subcenter_arcface_logits(c, labels, k, s, m), labels), cosine)
     ref_loss, ref_grad = torch_value_and_grad(
         lambda c: F.cross_entropy(ps.subcenter_arcface_logits(c, torch_labels, k, s, m), torch_labels), cosine)
     np.testing.assert_allclose(loss, ref_loss, rtol=RTOL, atol=ATOL)
@@ -95,7 +50,7 @@ def test_worked_example_reduces_to_arcface_e2():
     logits = ks.subcenter_arcface_logits(cosine, labels, num_subcenters=2)
     np.testing.assert_allclose(ops.convert_to_numpy(logits), [[17.40348648, 19.2, 6.4], [12.8, 21.82891101, 22.4]],
                                rtol=1e-6)
-    loss = ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    loss = keras_ce(logits, labels)
     assert float(ops.convert_to_numpy(loss)) == pytest.approx(1.4844746655638588, rel=1e-6)
 
 
@@ -149,8 +104,7 @@ def test_bad_input_raises_value_error(call, message):
 
 
 def test_runs_as_a_script(capsys):
-    """The file's __main__ block, run in this process (runpy) to spare a second Keras start-up."""
-    runpy.run_path(str(ROOT / "snippets/keras/subcenter.py"), run_name="__main__")
-    out = capsys.readouterr().out
+    """The file's __main__ block."""
+    out = snippet_main_output("subcenter.py", capsys)
     assert "logits: [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]]" in out
     assert "dominant sub-centre per class: [1, 0, 0]" in out

@@ -1,58 +1,15 @@
 """Keras triplet.py: parity with the PyTorch twin (loss and embedding gradients), worked numbers, edges, errors."""
 
-import runpy
-
 import keras
 import numpy as np
 import pytest
 import torch
 from keras import ops
-from snippet_loader import ROOT, load_snippet
+from keras_parity import ATOL, RTOL, keras_value_and_grad, snippet_main_output, torch_value_and_grad
+from snippet_loader import load_snippet
 
 kt = load_snippet("keras/triplet.py")
 pt = load_snippet("pytorch/triplet.py")
-
-RTOL, ATOL = 1e-5, 1e-6
-BACKEND = keras.backend.backend()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one intra-op thread is faster, and far faster when other jobs share the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def keras_value_and_grad(fn, x):
-    """fn(x) -> scalar with the active Keras backend's autodiff; returns (value, d value / dx) as numpy."""
-    if BACKEND == "torch":
-        xt = torch.tensor(x, requires_grad=True)
-        out = fn(xt)
-        (grad,) = torch.autograd.grad(out, xt)
-        return out.detach().cpu().numpy(), grad.cpu().numpy()
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = fn(xt)
-        return out.numpy(), tape.gradient(out, xt).numpy()
-    raise RuntimeError(f"no gradient helper for backend {BACKEND}")
-
-
-def torch_value_and_grad(fn, x):
-    xt = torch.tensor(x, requires_grad=True)
-    out = fn(xt)
-    (grad,) = torch.autograd.grad(out, xt)
-    return out.detach().numpy(), grad.numpy()
 
 
 def random_pk_batch(seed, p=4, k=3, dim=6):
@@ -185,8 +142,7 @@ def test_bad_input_raises_value_error(call, message):
 
 
 def test_runs_as_a_script(capsys):
-    """The file's __main__ block, run in this process (runpy) to spare a second Keras start-up."""
-    runpy.run_path(str(ROOT / "snippets/keras/triplet.py"), run_name="__main__")
-    out = capsys.readouterr().out
+    """The file's __main__ block."""
+    out = snippet_main_output("triplet.py", capsys)
     assert "batch_hard_triplet_loss(margin=0.05): 0.486778" in out
     assert "batch_all_triplet_loss(margin=0.05):  0.428509" in out
