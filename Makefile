@@ -10,6 +10,9 @@ PY         := $(VENV)/bin/python
 PORT       ?= 8000
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
+# `make live LANG=en` picks the language, but make also exports that LANG to the recipes: UTF-8 mode keeps Python's
+# file encoding independent of the locale either way.
+export PYTHONUTF8 := 1
 # Snippets and tests use the torch backend unless told otherwise; `make test-backends` runs the other two.
 export KERAS_BACKEND ?= torch
 
