@@ -54,3 +54,5 @@ def test_notebook_is_rendered_as_a_page_with_outputs(built_site, lang):
     colab = re.search(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', html).group(1)
     assert colab.endswith(f"/blob/main/docs/{lang}/tutorial.ipynb") and EDITIONS[lang].exists()
     assert (page.parent / "tutorial.ipynb").exists(), "the download button's file is missing"
+    edit = re.search(r'href="([^"]+)"[^>]*class="md-content__button md-icon"', html).group(1)
+    assert edit.endswith(f"docs/{lang}/tutorial.py"), f"edit button should open the jupytext source, not {edit}"
