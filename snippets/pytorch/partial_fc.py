@@ -1,6 +1,6 @@
 """Partial FC: a margin softmax whose denominator uses only a sample of the class centres at each step.
 
-An, Zhu, Xiao, Wu, Zhang, Qin, Zhang, Fu, "Partial FC: Training 10 Million Identities on a Single Machine",
+An et al., "Partial FC: Training 10 Million Identities on a Single Machine",
 ICCV Workshops 2021, arXiv 2010.05222; An, Deng, Guo, Feng, Zhu, Yang, Liu, "Killing Two Birds with One Stone:
 Efficient and Robust Training of Face Recognition CNNs by Partial FC", CVPR 2022, arXiv 2203.15565.
 
