@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from training import (  # noqa: E402
-    distance_histograms, load_snippet, load_splits, pca_2d, pk_batches, verification_metrics,
+    distance_histograms, load_snippet, load_splits, pk_batches, run_results,
 )
 
 
@@ -64,15 +64,7 @@ def train_keras_run(config: dict, data: dict) -> dict:
                   f"  loss {curves['train_loss'][-1]:.4f}  held-out acc {curves['held_out_accuracy'][-1]:.3f}",
                   end="\n" if epoch + 1 == config["epochs"] else "", flush=True)
 
-    results = {"config": config, "curves": curves, "train_seconds": round(time.perf_counter() - start, 2)}
-    results["metrics"] = {"closed_set_accuracy": curves["held_out_accuracy"][-1]} if split == "closed" else {}
-    if split == "open":
-        unseen_emb, unseen_y = embed(data["unseen"]), y[data["unseen"]]
-        results["metrics"].update(verification_metrics(unseen_emb, unseen_y))
-        results["distances"] = {g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])}
-                                for g, idx in groups.items()}
-        results["unseen_pca"] = {"xy": np.round(pca_2d(unseen_emb), 4).tolist(), "labels": unseen_y.tolist()}
-    return results
+    return run_results(config, curves, start, data, y, embed, before, groups)
 
 
 if __name__ == "__main__":

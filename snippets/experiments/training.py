@@ -283,6 +283,21 @@ def lr_at(step: int, total: int, lr: float) -> float:
     return lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
+def run_results(config, curves, start, data, y, embed, before, groups) -> dict:
+    """The results record of one run (shared by the PyTorch runs and the Keras ArcFace run): curves, closed-set
+    accuracy, and for open-set runs the unseen-class verification metrics, distance histograms and a 2-D PCA."""
+    split = config["split"]
+    results = {"config": config, "curves": curves, "train_seconds": round(time.perf_counter() - start, 2)}
+    results["metrics"] = {"closed_set_accuracy": curves["held_out_accuracy"][-1]} if split == "closed" else {}
+    if split == "open":
+        unseen_emb, unseen_y = embed(data["unseen"]), y[data["unseen"]]
+        results["metrics"].update(verification_metrics(unseen_emb, unseen_y))
+        results["distances"] = {g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])}
+                                for g, idx in groups.items()}
+        results["unseen_pca"] = {"xy": np.round(pca_2d(unseen_emb), 4).tolist(), "labels": unseen_y.tolist()}
+    return results
+
+
 def train_run(config: dict, data: dict | None = None, progress=None) -> dict:
     """Train one method on one split with one seed; return metrics, curves and figure data."""
     with deterministic(config["seed"]):
@@ -345,14 +360,7 @@ def _train_run(config, data, progress):
         if progress:
             progress(epoch + 1, config["epochs"], curves["train_loss"][-1], curves["held_out_accuracy"][-1])
 
-    results = {"config": config, "curves": curves, "train_seconds": round(time.perf_counter() - start, 2)}
-    results["metrics"] = {"closed_set_accuracy": curves["held_out_accuracy"][-1]} if split == "closed" else {}
-    if split == "open":
-        unseen_emb, unseen_y = embed(data["unseen"]), y[data["unseen"]]
-        results["metrics"].update(verification_metrics(unseen_emb, unseen_y))
-        results["distances"] = {g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])}
-                                for g, idx in groups.items()}
-        results["unseen_pca"] = {"xy": np.round(pca_2d(unseen_emb), 4).tolist(), "labels": unseen_y.tolist()}
+    results = run_results(config, curves, start, data, y, embed, before, groups)
     if config["embedding_size"] == 2 and head is not None:
         shown = held_idx
         results["toy2d"] = {
