@@ -23,7 +23,11 @@ def mkdocs_build(config: str, site_dir: Path, cwd: Path = ROOT, execute_notebook
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1", NB_EXECUTE="true" if execute_notebooks else "false")
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", config, "-d", str(site_dir)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -34,7 +38,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
-    prebuilt = os.environ.get("PREBUILT_SITE")   # while iterating on tests only: reuse a site built earlier
+    prebuilt = os.environ.get("PREBUILT_SITE")  # while iterating on tests only: reuse a site built earlier
     if prebuilt:
         return Path(prebuilt).resolve()
     site = tmp_path_factory.mktemp("site")
@@ -50,8 +54,17 @@ def pytest_terminal_summary(terminalreporter):
 
     if not SUMMARY:
         return
-    columns = ["page", "requests", "bytes", "bytes_with_figures", "formulas", "critical", "serious", "moderate",
-               "minor"]
+    columns = [
+        "page",
+        "requests",
+        "bytes",
+        "bytes_with_figures",
+        "formulas",
+        "critical",
+        "serious",
+        "moderate",
+        "minor",
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in sorted(SUMMARY, key=lambda r: r["page"]):
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")

@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import torch
 from keras import ops
-
 from snippet_loader import ROOT
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -63,16 +62,16 @@ def assert_parity(ours, theirs, what):
     on logits and gradients of size s = 64 would ask for less than one ulp (cancellation near θ + m = π shows it).
     For a comparison that must hold to a bare atol 1e-6, call np.testing.assert_allclose with RTOL, ATOL instead."""
     theirs = np.asarray(theirs)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(theirs).max())),
-                               err_msg=what)
+    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(theirs).max())), err_msg=what)
 
 
 def run_keras_snippet(name):
     """Run snippets/keras/<name> as a script in a fresh process on this process's backend; returns the
     CompletedProcess (stdout, stderr as text) for the caller to check."""
     env = {**os.environ, "KERAS_BACKEND": BACKEND}
-    return subprocess.run([sys.executable, str(ROOT / "snippets/keras" / name)], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "snippets/keras" / name)], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def twin_heads(module_cls, layer_cls, embedding_size, num_classes, layer_kwargs=None, **kwargs):

@@ -1,7 +1,7 @@
 """Load a standalone snippet file by path (snippets are scripts a reader copies, not a package).
 
-    from snippet_loader import load_snippet
-    margins = load_snippet("pytorch/margins.py")
+from snippet_loader import load_snippet
+margins = load_snippet("pytorch/margins.py")
 """
 
 import importlib.util

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from snippet_loader import ROOT, load_snippet
 
 adaface = load_snippet("pytorch/adaface.py")
@@ -42,8 +41,13 @@ def realizable_embeddings(cosine, norms):
 
 
 def test_adaface_logits_match_worked_example_e6():
-    logits = adaface.adaface_logits(torch.tensor(E6_COSINE, dtype=torch.float64), torch.tensor(E6_NORMS, dtype=torch.float64),
-                                    torch.tensor(E6_LABELS), batch_mean=20.0, batch_std=10.0)
+    logits = adaface.adaface_logits(
+        torch.tensor(E6_COSINE, dtype=torch.float64),
+        torch.tensor(E6_NORMS, dtype=torch.float64),
+        torch.tensor(E6_LABELS),
+        batch_mean=20.0,
+        batch_std=10.0,
+    )
     targets = logits[torch.arange(3), torch.tensor(E6_LABELS)]
     np.testing.assert_allclose(targets.numpy(), [28.57124636824269, 12.8, 4.952802765348373], rtol=1e-12)
     loss = F.cross_entropy(logits, torch.tensor(E6_LABELS)).item()
@@ -56,7 +60,9 @@ def test_adaface_logits_match_float64_oracle_on_random_inputs():
     norms = torch.rand(16, generator=gen, dtype=torch.float64) * 40
     labels = torch.randint(0, 7, (16,), generator=gen)
     got = adaface.adaface_logits(cosine.float(), norms.float(), labels, 21.0, 6.5)
-    want = reference_adaface_logits(cosine.float().double().numpy(), norms.float().double().numpy(), labels.numpy(), 21.0, 6.5)
+    want = reference_adaface_logits(
+        cosine.float().double().numpy(), norms.float().double().numpy(), labels.numpy(), 21.0, 6.5
+    )
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-4)
 
 
@@ -70,8 +76,14 @@ def test_adaface_changes_only_the_target_column():
 @pytest.mark.parametrize("norm, expected", [(0.0, 0.5031977898), (20.0, 0.4), (1000.0, 0.1704998006)])
 def test_adaface_margin_scaler_limits_are_arcface_cosface_and_cos_theta_minus_m_minus_2m(norm, expected):
     # ms = -1 -> cos(theta + m); ms = 0 -> cos(theta) - m; ms = +1 -> cos(theta - m) - 2m (E6 single-row values)
-    logits = adaface.adaface_logits(torch.tensor([[0.8, 0.1]], dtype=torch.float64), torch.tensor([norm], dtype=torch.float64),
-                                    torch.tensor([0]), batch_mean=20.0, batch_std=1.0, s=1.0)
+    logits = adaface.adaface_logits(
+        torch.tensor([[0.8, 0.1]], dtype=torch.float64),
+        torch.tensor([norm], dtype=torch.float64),
+        torch.tensor([0]),
+        batch_mean=20.0,
+        batch_std=1.0,
+        s=1.0,
+    )
     assert logits[0, 0].item() == pytest.approx(expected, abs=1e-10)
 
 
@@ -91,8 +103,10 @@ def test_adaface_module_first_step_matches_e6_with_t_alpha_001():
 def test_adaface_two_consecutive_calls_update_running_statistics_before_use():
     torch.manual_seed(0)
     head = adaface.AdaFace(6, 4, t_alpha=0.3).double()
-    batches = [(torch.randn(5, 6, dtype=torch.float64) * 12, torch.tensor([0, 1, 2, 3, 0])),
-               (torch.randn(3, 6, dtype=torch.float64) * 30, torch.tensor([3, 3, 1]))]
+    batches = [
+        (torch.randn(5, 6, dtype=torch.float64) * 12, torch.tensor([0, 1, 2, 3, 0])),
+        (torch.randn(3, 6, dtype=torch.float64) * 30, torch.tensor([3, 3, 1])),
+    ]
     mu, sigma = 20.0, 100.0
     for embeddings, labels in batches:
         norms = np.clip(np.linalg.norm(embeddings.numpy(), axis=1), 1e-3, 100)  # the module clips norms as head.py
@@ -130,7 +144,9 @@ def test_adaface_norms_receive_no_gradient():
 
 
 def test_adaface_gradcheck_float64_away_from_kinks():
-    cosine = torch.tensor([[0.7, 0.3, 0.1], [0.2, 0.45, 0.35], [-0.3, 0.1, 0.25]], dtype=torch.float64, requires_grad=True)
+    cosine = torch.tensor(
+        [[0.7, 0.3, 0.1], [0.2, 0.45, 0.35], [-0.3, 0.1, 0.25]], dtype=torch.float64, requires_grad=True
+    )
     norms, labels = torch.tensor([12.0, 19.0, 27.0], dtype=torch.float64), torch.tensor([0, 1, 2])
     assert torch.autograd.gradcheck(lambda c: adaface.adaface_logits(c, norms, labels, 20.0, 10.0), (cosine,))
 
@@ -162,20 +178,25 @@ def test_adaface_under_bf16_autocast_returns_float32_close_to_float32_run():
     np.testing.assert_allclose(logits.detach().numpy(), reference.detach().numpy(), atol=64 * 2e-2)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(cosine=torch.zeros(3)), "2-D"),
-    (dict(cosine=torch.zeros(0, 3), labels=torch.zeros(0, dtype=torch.long), norms=torch.zeros(0)), "empty batch"),
-    (dict(labels=torch.tensor([0.0, 1.0])), "integer"),
-    (dict(labels=torch.tensor([0, 1, 1])), "shape"),
-    (dict(labels=torch.tensor([0, 3])), r"\[0, 3\)"),
-    (dict(labels=torch.tensor([-1, 0])), r"\[0, 3\)"),
-    (dict(norms=torch.tensor([1.0, 2.0, 3.0])), "norms"),
-    (dict(s=0.0), "s must"),
-    (dict(m=-0.1), "m must"),
-    (dict(m=2.0), "m must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cosine=torch.zeros(3)), "2-D"),
+        (dict(cosine=torch.zeros(0, 3), labels=torch.zeros(0, dtype=torch.long), norms=torch.zeros(0)), "empty batch"),
+        (dict(labels=torch.tensor([0.0, 1.0])), "integer"),
+        (dict(labels=torch.tensor([0, 1, 1])), "shape"),
+        (dict(labels=torch.tensor([0, 3])), r"\[0, 3\)"),
+        (dict(labels=torch.tensor([-1, 0])), r"\[0, 3\)"),
+        (dict(norms=torch.tensor([1.0, 2.0, 3.0])), "norms"),
+        (dict(s=0.0), "s must"),
+        (dict(m=-0.1), "m must"),
+        (dict(m=2.0), "m must"),
+    ],
+)
 def test_adaface_logits_bad_inputs_raise_value_error(kwargs, message):
-    args = dict(cosine=torch.zeros(2, 3), norms=torch.ones(2), labels=torch.tensor([0, 1]), batch_mean=20.0, batch_std=100.0)
+    args = dict(
+        cosine=torch.zeros(2, 3), norms=torch.ones(2), labels=torch.tensor([0, 1]), batch_mean=20.0, batch_std=100.0
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         adaface.adaface_logits(**args)
@@ -189,6 +210,8 @@ def test_adaface_bad_call_does_not_move_statistics():
 
 
 def test_adaface_script_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "snippets/pytorch/adaface.py")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "snippets/pytorch/adaface.py")], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "2.61644" in result.stdout

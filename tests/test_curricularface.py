@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from oracles import arcface_target
 from snippet_loader import ROOT, load_snippet
 
@@ -41,7 +40,9 @@ def realizable_embeddings(cosine):
 
 
 def test_curricularface_logits_match_worked_example_e7():
-    logits = curricularface.curricularface_logits(torch.tensor(E7_COSINE, dtype=torch.float64), torch.tensor(E7_LABELS), t=0.007)
+    logits = curricularface.curricularface_logits(
+        torch.tensor(E7_COSINE, dtype=torch.float64), torch.tensor(E7_LABELS), t=0.007
+    )
     want = [[26.522286486385696, 16.224, -12.8], [6.4, 9.152582800, 5.8944]]
     np.testing.assert_allclose(logits.numpy(), want, rtol=1e-9)
     assert F.cross_entropy(logits, torch.tensor(E7_LABELS)).item() == pytest.approx(0.04868054530001764, rel=1e-9)
@@ -58,7 +59,9 @@ def test_curricularface_logits_match_float64_oracle_on_random_inputs():
 
 def test_curricularface_fallback_past_pi_minus_m():
     # cos(theta_y) = -0.95: theta_y + 0.5 > pi, target = -0.95 - 0.5 sin(0.5) (E4 / E1 value -76.1416172353345)
-    logits = curricularface.curricularface_logits(torch.tensor([[-0.95, 0.2]], dtype=torch.float64), torch.tensor([0]), t=0.0)
+    logits = curricularface.curricularface_logits(
+        torch.tensor([[-0.95, 0.2]], dtype=torch.float64), torch.tensor([0]), t=0.0
+    )
     assert logits[0, 0].item() == pytest.approx(-76.1416172353345, rel=1e-12)
 
 
@@ -81,8 +84,10 @@ def test_curricularface_module_first_step_matches_e7():
 def test_curricularface_two_consecutive_calls_update_t_before_use():
     torch.manual_seed(0)
     head = curricularface.CurricularFace(5, 4, momentum=0.2).double()
-    batches = [(torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])),
-               (torch.randn(4, 5, dtype=torch.float64), torch.tensor([2, 2, 3, 0]))]
+    batches = [
+        (torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])),
+        (torch.randn(4, 5, dtype=torch.float64), torch.tensor([2, 2, 3, 0])),
+    ]
     t = 0.0
     w = head.weight.detach().numpy()
     w = w / np.linalg.norm(w, axis=1, keepdims=True)
@@ -92,7 +97,9 @@ def test_curricularface_two_consecutive_calls_update_t_before_use():
         t = 0.2 * cosine[np.arange(len(labels)), labels.numpy()].mean() + 0.8 * t
         logits = head(embeddings, labels)
         assert head.t.item() == pytest.approx(t, rel=1e-12)
-        np.testing.assert_allclose(logits.detach().numpy(), reference_curricularface_logits(cosine, labels.numpy(), t), rtol=1e-10)
+        np.testing.assert_allclose(
+            logits.detach().numpy(), reference_curricularface_logits(cosine, labels.numpy(), t), rtol=1e-10
+        )
 
 
 def test_curricularface_second_step_matches_e7_with_previous_t():
@@ -126,7 +133,9 @@ def test_curricularface_hard_negative_gradient_is_t_plus_two_c():
 
 
 def test_curricularface_gradcheck_float64_away_from_kinks():
-    cosine = torch.tensor([[0.7, 0.5, 0.1], [0.2, 0.45, 0.05], [-0.3, 0.1, 0.25]], dtype=torch.float64, requires_grad=True)
+    cosine = torch.tensor(
+        [[0.7, 0.5, 0.1], [0.2, 0.45, 0.05], [-0.3, 0.1, 0.25]], dtype=torch.float64, requires_grad=True
+    )
     labels = torch.tensor([0, 1, 2])
     assert torch.autograd.gradcheck(lambda c: curricularface.curricularface_logits(c, labels, 0.2), (cosine,))
 
@@ -166,17 +175,20 @@ def test_curricularface_batch_of_one():
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(cosine=torch.zeros(3)), "2-D"),
-    (dict(cosine=torch.zeros(0, 3), labels=torch.zeros(0, dtype=torch.long)), "empty batch"),
-    (dict(labels=torch.tensor([0.0, 1.0])), "integer"),
-    (dict(labels=torch.tensor([0, 1, 1])), "shape"),
-    (dict(labels=torch.tensor([0, 3])), r"\[0, 3\)"),
-    (dict(labels=torch.tensor([-1, 0])), r"\[0, 3\)"),
-    (dict(s=-1.0), "s must"),
-    (dict(s=float("inf")), "s must"),
-    (dict(m=1.6), "m must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cosine=torch.zeros(3)), "2-D"),
+        (dict(cosine=torch.zeros(0, 3), labels=torch.zeros(0, dtype=torch.long)), "empty batch"),
+        (dict(labels=torch.tensor([0.0, 1.0])), "integer"),
+        (dict(labels=torch.tensor([0, 1, 1])), "shape"),
+        (dict(labels=torch.tensor([0, 3])), r"\[0, 3\)"),
+        (dict(labels=torch.tensor([-1, 0])), r"\[0, 3\)"),
+        (dict(s=-1.0), "s must"),
+        (dict(s=float("inf")), "s must"),
+        (dict(m=1.6), "m must"),
+    ],
+)
 def test_curricularface_logits_bad_inputs_raise_value_error(kwargs, message):
     args = dict(cosine=torch.zeros(2, 3), labels=torch.tensor([0, 1]), t=0.0)
     args.update(kwargs)
@@ -192,6 +204,8 @@ def test_curricularface_bad_call_does_not_move_t():
 
 
 def test_curricularface_script_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "snippets/pytorch/curricularface.py")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "snippets/pytorch/curricularface.py")], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "0.04868" in result.stdout

@@ -18,15 +18,22 @@ plots = make_figures.plots
 FIGURES = ROOT / "docs" / "assets" / "figures"
 RESULTS = ROOT / "docs" / "assets" / "results"
 PLANNED_FIGURES = {
-    "target-logits.svg", "decision-boundaries.svg", "embeddings-2d.svg", "embeddings-unseen.svg",
-    "loss-curves.svg", "roc-unseen.svg", "triplet-distances.svg",
+    "target-logits.svg",
+    "decision-boundaries.svg",
+    "embeddings-2d.svg",
+    "embeddings-unseen.svg",
+    "loss-curves.svg",
+    "roc-unseen.svg",
+    "triplet-distances.svg",
 }
 
 
 def published(path):
     if not path.is_file():
-        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `make figures` "
-                    "(python snippets/experiments/make_figures.py) before these tests")
+        pytest.fail(
+            f"{path.relative_to(ROOT)} is missing: run `make figures` "
+            "(python snippets/experiments/make_figures.py) before these tests"
+        )
     return path
 
 
@@ -76,8 +83,10 @@ def test_every_figure_named_by_a_page_exists_and_is_referenced_from_both_languag
 def test_figures_carry_no_date_and_redraw_byte_identically(tmp_path, runs):
     """Rerunning the drawing code on the published results gives the published bytes."""
     plots.target_logits(tmp_path / "target-logits.svg")
-    plots.loss_curves({m: [runs[f"{m}-closed-seed{s}"] for s in make_figures.SEEDS] for m in training.METHODS},
-                      tmp_path / "loss-curves.svg")
+    plots.loss_curves(
+        {m: [runs[f"{m}-closed-seed{s}"] for s in make_figures.SEEDS] for m in training.METHODS},
+        tmp_path / "loss-curves.svg",
+    )
     for name in ("target-logits.svg", "loss-curves.svg"):
         drawn, shipped = (tmp_path / name).read_bytes(), published(FIGURES / name).read_bytes()
         assert b"<dc:date>" not in shipped
@@ -114,9 +123,12 @@ def test_cache_key_changes_with_hyperparameters_and_seed(data):
     base = make_figures.make_config("arcface", "open", seed=0)
     keys = {
         make_figures.cache_key(c, fingerprint)
-        for c in (base, make_figures.make_config("arcface", "open", seed=1),
-                  make_figures.make_config("arcface", "open", seed=0, m=0.3),
-                  make_figures.make_config("arcface", "open", seed=0, s=30))
+        for c in (
+            base,
+            make_figures.make_config("arcface", "open", seed=1),
+            make_figures.make_config("arcface", "open", seed=0, m=0.3),
+            make_figures.make_config("arcface", "open", seed=0, s=30),
+        )
     }
     assert len(keys) == 4
 
@@ -212,8 +224,10 @@ def test_page_claim_closed_set_normalised_heads_beat_softmax_and_sphereface_is_l
 def test_page_claim_no_learned_embedding_beats_the_untrained_baselines_on_unseen_digits(summary):
     for method in training.METHODS:
         for baseline in ("pixels", "untrained"):
-            assert mean(summary, method, "tar_at_far_1e-2") < mean(summary, baseline, "tar_at_far_1e-2"), \
-                (method, baseline)
+            assert mean(summary, method, "tar_at_far_1e-2") < mean(summary, baseline, "tar_at_far_1e-2"), (
+                method,
+                baseline,
+            )
 
 
 def test_page_claim_normalisation_helps_on_unseen_digits_and_arcface_does_not_win(summary):

@@ -54,7 +54,7 @@ def link_report(built_site):
                 lang_root = "en/" if page.parent != built_site else ""
                 prefix = SITE_PATH + lang_root
                 if href.startswith(prefix):
-                    href = urljoin("http://site/" + lang_root, href[len(prefix):].lstrip("/"))
+                    href = urljoin("http://site/" + lang_root, href[len(prefix) :].lstrip("/"))
             url = urlparse(urljoin(base, href))
             target = built_site / unquote(url.path).lstrip("/")
             if target.is_dir() or url.path.endswith("/"):
@@ -75,9 +75,10 @@ def test_every_internal_link_and_anchor_resolves(link_report):
 
 def test_external_links_are_well_formed(link_report, capsys):
     _, external = link_report
+
     def well_formed(url):
         u = urlparse(url)
-        if u.hostname in LOCAL_HOSTS:          # the address `make serve` prints
+        if u.hostname in LOCAL_HOSTS:  # the address `make serve` prints
             return u.scheme == "http"
         return u.scheme == "https" and "." in u.netloc and " " not in url
 

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pytorch_metric_learning import losses as pml_losses
-
 from oracles import arcface_target, cosine_matrix, cross_entropy
+from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
 
 margins = load_snippet("pytorch/margins.py")
@@ -102,9 +101,20 @@ def test_arcface_float32_matches_worked_example_e2():
 
 
 # §7, column "th/mm": unscaled target for m = 0.5 rad on both sides of θ = π - m (c = -0.87 vs -0.9).
-TABLE_7 = [(1.0, 0.8775825619), (0.99, 0.8011754413), (0.8, 0.4144107263), (0.5, 0.0235965853),
-           (0.0, -0.4794255386), (-0.2, -0.6452556881), (-0.5, -0.8539859766), (-0.8, -0.9897213727),
-           (-0.87, -0.9998784159), (-0.9, -1.1397127693), (-0.95, -1.1897127693), (-1.0, -1.2397127693)]
+TABLE_7 = [
+    (1.0, 0.8775825619),
+    (0.99, 0.8011754413),
+    (0.8, 0.4144107263),
+    (0.5, 0.0235965853),
+    (0.0, -0.4794255386),
+    (-0.2, -0.6452556881),
+    (-0.5, -0.8539859766),
+    (-0.8, -0.9897213727),
+    (-0.87, -0.9998784159),
+    (-0.9, -1.1397127693),
+    (-0.95, -1.1897127693),
+    (-1.0, -1.2397127693),
+]
 
 
 @pytest.mark.parametrize("c, expected", TABLE_7)
@@ -120,11 +130,14 @@ def test_arcface_fallback_matches_worked_example_e4():
     assert F.cross_entropy(logits, labels).item() == pytest.approx(57.271138833558666, rel=1e-12)
 
 
-@pytest.mark.parametrize("cosine, m, expected", [
-    (E2_COSINE, 0.35, 0.03995471354695432),
-    (E3_COSINE, 0.35, 6.772644300312436e-05),
-    (E3_COSINE, 0.40, 0.0016601784140455322),
-])
+@pytest.mark.parametrize(
+    "cosine, m, expected",
+    [
+        (E2_COSINE, 0.35, 0.03995471354695432),
+        (E3_COSINE, 0.35, 6.772644300312436e-05),
+        (E3_COSINE, 0.40, 0.0016601784140455322),
+    ],
+)
 def test_cosface_matches_worked_losses(cosine, m, expected):
     logits = margins.cosface_logits(t(cosine), torch.tensor(E2_LABELS), s=64.0, m=m)
     assert F.cross_entropy(logits, torch.tensor(E2_LABELS)).item() == pytest.approx(expected, rel=1e-10)
@@ -141,10 +154,16 @@ def test_sphereface_matches_worked_example_e8():
     assert F.cross_entropy(logits, torch.tensor(E2_LABELS)).item() == pytest.approx(1.8461258491387342, rel=1e-12)
 
 
-@pytest.mark.parametrize("m1, m2, m3, expected", [
-    (1.0, 0.3, 0.2, 0.3869570673), (0.9, 0.4, 0.15, 0.4077274399), (1.2, 0.4, 0.0, 0.3881238642),
-    (1.0, 0.0, 0.35, 0.45), (1.0, 0.5, 0.0, 0.4144107263),
-])
+@pytest.mark.parametrize(
+    "m1, m2, m3, expected",
+    [
+        (1.0, 0.3, 0.2, 0.3869570673),
+        (0.9, 0.4, 0.15, 0.4077274399),
+        (1.2, 0.4, 0.0, 0.3881238642),
+        (1.0, 0.0, 0.35, 0.45),
+        (1.0, 0.5, 0.0, 0.4144107263),
+    ],
+)
 def test_combined_margin_matches_table_7_at_cos_0_8(m1, m2, m3, expected):
     logits = margins.combined_margin_logits(t([[0.8, 0.1]]), torch.tensor([0]), s=1.0, m1=m1, m2=m2, m3=m3)
     assert logits[0, 0].item() == pytest.approx(expected, abs=1e-10)
@@ -345,29 +364,45 @@ def test_margin_on_low_precision_cosines_is_computed_in_float32(kind, fn, kwargs
 # ------------------------------------------------------------------------------- combined margin identities
 def test_combined_margin_equals_arcface_inside_the_monotone_range():
     cosine, labels = random_cosines(low=-0.87, high=1.0)  # cos(π - 0.5) = -0.8776
-    torch.testing.assert_close(margins.combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0),
-                               margins.arcface_logits(cosine, labels, s=64.0, m=0.5), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        margins.combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0),
+        margins.arcface_logits(cosine, labels, s=64.0, m=0.5),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_combined_margin_equals_cosface_everywhere():
     cosine, labels = random_cosines()
     cosine[0, labels[0]], cosine[1, labels[1]] = 1.0, -1.0
-    torch.testing.assert_close(margins.combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.0, m3=0.35),
-                               margins.cosface_logits(cosine, labels, s=64.0, m=0.35), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        margins.combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.0, m3=0.35),
+        margins.cosface_logits(cosine, labels, s=64.0, m=0.35),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4])
 def test_combined_margin_equals_sphereface_everywhere(m):
     cosine, labels = random_cosines()
     cosine[0, labels[0]], cosine[1, labels[1]] = 1.0, -1.0
-    torch.testing.assert_close(margins.combined_margin_logits(cosine, labels, s=30.0, m1=float(m), m2=0.0, m3=0.0),
-                               margins.sphereface_logits(cosine, labels, s=30.0, m=m), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        margins.combined_margin_logits(cosine, labels, s=30.0, m1=float(m), m2=0.0, m3=0.0),
+        margins.sphereface_logits(cosine, labels, s=30.0, m=m),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_combined_margin_without_margins_equals_normface():
     cosine, labels = random_cosines()
-    torch.testing.assert_close(margins.combined_margin_logits(cosine, labels, s=30.0, m1=1.0, m2=0.0, m3=0.0),
-                               margins.normface_logits(cosine, labels, s=30.0), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        margins.combined_margin_logits(cosine, labels, s=30.0, m1=1.0, m2=0.0, m3=0.0),
+        margins.normface_logits(cosine, labels, s=30.0),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 # --------------------------------------------------------------------------------------------- monotonicity
@@ -379,18 +414,27 @@ def target_logit(fn, theta, **kwargs):
 @given(theta1=st.floats(0.0, math.pi), theta2=st.floats(0.0, math.pi), m=st.floats(0.0, 1.5707))
 def test_arcface_fallback_keeps_target_logit_monotone(theta1, theta2, m):
     low, high = sorted((theta1, theta2))
-    assert target_logit(margins.arcface_logits, low, s=1.0, m=m) >= \
-        target_logit(margins.arcface_logits, high, s=1.0, m=m) - 1e-12
+    assert (
+        target_logit(margins.arcface_logits, low, s=1.0, m=m)
+        >= target_logit(margins.arcface_logits, high, s=1.0, m=m) - 1e-12
+    )
 
 
 @settings(max_examples=150, deadline=None)
-@given(theta1=st.floats(0.0, math.pi), theta2=st.floats(0.0, math.pi),
-       m1=st.floats(0.5, 4.0), m2=st.floats(0.0, 1.5707), m3=st.floats(0.0, 1.0))
+@given(
+    theta1=st.floats(0.0, math.pi),
+    theta2=st.floats(0.0, math.pi),
+    m1=st.floats(0.5, 4.0),
+    m2=st.floats(0.0, 1.5707),
+    m3=st.floats(0.0, 1.0),
+)
 def test_combined_margin_keeps_target_logit_monotone(theta1, theta2, m1, m2, m3):
     low, high = sorted((theta1, theta2))
     kwargs = dict(s=1.0, m1=m1, m2=m2, m3=m3)
-    assert target_logit(margins.combined_margin_logits, low, **kwargs) >= \
-        target_logit(margins.combined_margin_logits, high, **kwargs) - 1e-12
+    assert (
+        target_logit(margins.combined_margin_logits, low, **kwargs)
+        >= target_logit(margins.combined_margin_logits, high, **kwargs) - 1e-12
+    )
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
@@ -401,8 +445,10 @@ def test_sphereface_keeps_target_logit_monotone(m):
 
 
 def test_arcface_jumps_down_at_theta_equal_pi_minus_m():
-    before, after = target_logit(margins.arcface_logits, math.pi - 0.5 - 1e-9, s=1.0, m=0.5), \
-        target_logit(margins.arcface_logits, math.pi - 0.5 + 1e-9, s=1.0, m=0.5)
+    before, after = (
+        target_logit(margins.arcface_logits, math.pi - 0.5 - 1e-9, s=1.0, m=0.5),
+        target_logit(margins.arcface_logits, math.pi - 0.5 + 1e-9, s=1.0, m=0.5),
+    )
     assert before == pytest.approx(-1.0, abs=1e-8)
     assert after == pytest.approx(-1.1172953311924743, abs=1e-8)
 
@@ -424,29 +470,58 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("kind, fn, kwargs", CASES, ids=CASE_IDS)
-@pytest.mark.parametrize("cosine, labels, override, message", BAD_INPUTS,
-                         ids=["1d", "empty", "float-labels", "shape", "label-too-big", "label-negative", "s-zero",
-                              "s-negative", "s-inf", "int-cosine"])
+@pytest.mark.parametrize(
+    "cosine, labels, override, message",
+    BAD_INPUTS,
+    ids=[
+        "1d",
+        "empty",
+        "float-labels",
+        "shape",
+        "label-too-big",
+        "label-negative",
+        "s-zero",
+        "s-negative",
+        "s-inf",
+        "int-cosine",
+    ],
+)
 def test_margin_rejects_bad_input(kind, fn, kwargs, cosine, labels, override, message):
     with pytest.raises(ValueError, match=message):
         fn(cosine, labels, **{**kwargs, **override})
 
 
-@pytest.mark.parametrize("fn, kwargs, message", [
-    (margins.arcface_logits, dict(m=-0.1), "ArcFace margin m"),
-    (margins.arcface_logits, dict(m=math.pi / 2), "ArcFace margin m"),
-    (margins.arcface_logits, dict(m=float("nan")), "ArcFace margin m"),
-    (margins.cosface_logits, dict(m=2.0), "CosFace margin m"),
-    (margins.cosface_logits, dict(m=-0.1), "CosFace margin m"),
-    (margins.sphereface_logits, dict(m=0), "positive integer"),
-    (margins.sphereface_logits, dict(m=1.35), "positive integer"),
-    (margins.sphereface_logits, dict(m=True), "positive integer"),
-    (margins.combined_margin_logits, dict(m1=0.0), "m1"),
-    (margins.combined_margin_logits, dict(m2=-0.1), "m2"),
-    (margins.combined_margin_logits, dict(m2=2.0), "m2"),
-    (margins.combined_margin_logits, dict(m3=2.5), "m3"),
-], ids=["arc-neg", "arc-pi/2", "arc-nan", "cos-2", "cos-neg", "sphere-0", "sphere-float", "sphere-bool",
-        "comb-m1", "comb-m2-neg", "comb-m2-big", "comb-m3"])
+@pytest.mark.parametrize(
+    "fn, kwargs, message",
+    [
+        (margins.arcface_logits, dict(m=-0.1), "ArcFace margin m"),
+        (margins.arcface_logits, dict(m=math.pi / 2), "ArcFace margin m"),
+        (margins.arcface_logits, dict(m=float("nan")), "ArcFace margin m"),
+        (margins.cosface_logits, dict(m=2.0), "CosFace margin m"),
+        (margins.cosface_logits, dict(m=-0.1), "CosFace margin m"),
+        (margins.sphereface_logits, dict(m=0), "positive integer"),
+        (margins.sphereface_logits, dict(m=1.35), "positive integer"),
+        (margins.sphereface_logits, dict(m=True), "positive integer"),
+        (margins.combined_margin_logits, dict(m1=0.0), "m1"),
+        (margins.combined_margin_logits, dict(m2=-0.1), "m2"),
+        (margins.combined_margin_logits, dict(m2=2.0), "m2"),
+        (margins.combined_margin_logits, dict(m3=2.5), "m3"),
+    ],
+    ids=[
+        "arc-neg",
+        "arc-pi/2",
+        "arc-nan",
+        "cos-2",
+        "cos-neg",
+        "sphere-0",
+        "sphere-float",
+        "sphere-bool",
+        "comb-m1",
+        "comb-m2-neg",
+        "comb-m2-big",
+        "comb-m3",
+    ],
+)
 def test_margin_rejects_margin_where_the_formula_breaks(fn, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fn(GOOD_COSINE, GOOD_LABELS, **kwargs)

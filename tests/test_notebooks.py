@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from snippet_loader import ROOT
 
 EDITIONS = {lang: ROOT / f"docs/{lang}/tutorial.ipynb" for lang in ("ko", "en")}
@@ -19,8 +18,9 @@ def cells(lang, kind):
 
 
 def test_committed_notebooks_match_their_jupytext_sources():
-    result = subprocess.run([sys.executable, "snippets/notebooks/build_notebooks.py", "--check"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "snippets/notebooks/build_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -31,6 +31,7 @@ def test_both_editions_have_identical_code_cells():
 def test_both_editions_have_the_same_heading_ids_in_the_same_order():
     def ids(lang):
         return [i for src, _ in cells(lang, "markdown") for i in re.findall(r'<h[1-6] id="([^"]+)"', src)]
+
     assert ids("ko") == ids("en") and len(ids("ko")) >= 5
 
 

@@ -8,9 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from pytorch_metric_learning.losses import ArcFaceLoss
-
 from oracles import margin_loss
+from pytorch_metric_learning.losses import ArcFaceLoss
 from snippet_loader import ROOT, load_snippet
 
 partial_fc = load_snippet("pytorch/partial_fc.py")
@@ -24,7 +23,9 @@ def test_sample_keeps_every_present_class():
 
 
 def test_sample_index_is_sorted_distinct_and_of_requested_size():
-    index, _ = partial_fc.sample_class_centers(torch.tensor([5, 1, 5]), 50, 12, generator=torch.Generator().manual_seed(0))
+    index, _ = partial_fc.sample_class_centers(
+        torch.tensor([5, 1, 5]), 50, 12, generator=torch.Generator().manual_seed(0)
+    )
     assert index.shape == (12,)
     assert torch.all(index[1:] > index[:-1])  # strictly increasing: sorted and no repeats
     assert 0 <= index.min() and index.max() < 50
@@ -142,25 +143,31 @@ def test_partial_fc_finite_gradients_at_cosine_plus_minus_one_and_zero_embedding
     assert torch.isfinite(loss) and torch.isfinite(embeddings.grad).all() and torch.isfinite(head.weight.grad).all()
 
 
-@pytest.mark.parametrize("labels, num_classes, num_sample, message", [
-    (torch.tensor([1, 2, 3]), 10, 2, "smaller than the 3 distinct classes"),
-    (torch.tensor([1, 2]), 10, 11, "exceeds num_classes"),
-    (torch.tensor([1, 10]), 10, 5, r"\[0, 10\)"),
-    (torch.tensor([1.0, 2.0]), 10, 5, "integer"),
-    (torch.zeros(0, dtype=torch.long), 10, 5, "empty batch"),
-    (torch.tensor([[1, 2]]), 10, 5, "1-D"),
-])
+@pytest.mark.parametrize(
+    "labels, num_classes, num_sample, message",
+    [
+        (torch.tensor([1, 2, 3]), 10, 2, "smaller than the 3 distinct classes"),
+        (torch.tensor([1, 2]), 10, 11, "exceeds num_classes"),
+        (torch.tensor([1, 10]), 10, 5, r"\[0, 10\)"),
+        (torch.tensor([1.0, 2.0]), 10, 5, "integer"),
+        (torch.zeros(0, dtype=torch.long), 10, 5, "empty batch"),
+        (torch.tensor([[1, 2]]), 10, 5, "1-D"),
+    ],
+)
 def test_sample_bad_inputs_raise_value_error(labels, num_classes, num_sample, message):
     with pytest.raises(ValueError, match=message):
         partial_fc.sample_class_centers(labels, num_classes, num_sample)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(sample_rate=1.5), "sample_rate"),
-    (dict(margin="sphereface"), "margin"),
-    (dict(s=0.0), "s must"),
-    (dict(m=2.0), "m must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(sample_rate=1.5), "sample_rate"),
+        (dict(margin="sphereface"), "margin"),
+        (dict(s=0.0), "s must"),
+        (dict(m=2.0), "m must"),
+    ],
+)
 def test_partial_fc_bad_settings_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         partial_fc.PartialFC(4, 10, **kwargs)
@@ -172,6 +179,8 @@ def test_partial_fc_batch_mismatch_raises_value_error():
 
 
 def test_partial_fc_script_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "snippets/pytorch/partial_fc.py")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "snippets/pytorch/partial_fc.py")], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "index[remapped] == labels: True" in result.stdout

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import CONFIGS, ROOT, mkdocs_build
 
 pytestmark = pytest.mark.site
@@ -49,8 +48,12 @@ class Collect(HTMLParser):
             self.heading_ids.append(a["id"])
         if tag in ("script", "img", "iframe", "source", "video", "audio") and a.get("src"):
             self.fetched.append(a["src"])
-        if tag == "link" and a.get("href") and set((a.get("rel") or "").split()) & {
-            "stylesheet", "icon", "preload", "preconnect", "modulepreload", "manifest"}:
+        if (
+            tag == "link"
+            and a.get("href")
+            and set((a.get("rel") or "").split())
+            & {"stylesheet", "icon", "preload", "preconnect", "modulepreload", "manifest"}
+        ):
             self.fetched.append(a["href"])
 
 
@@ -65,6 +68,7 @@ def is_external(url: str) -> bool:
 
 
 # --- builds ------------------------------------------------------------------------------------------------
+
 
 def test_both_languages_build_strict(built_site):
     assert (built_site / "index.html").is_file()
@@ -81,8 +85,11 @@ def test_every_page_is_built_with_its_language(built_site, lang):
 
 
 def test_no_config_or_source_file_leaks_into_site(built_site):
-    leaked = [p.relative_to(built_site).as_posix() for p in built_site.rglob("*")
-              if p.suffix in (".yml", ".yaml", ".py", ".md") or p.name in ("Makefile", "package.json")]
+    leaked = [
+        p.relative_to(built_site).as_posix()
+        for p in built_site.rglob("*")
+        if p.suffix in (".yml", ".yaml", ".py", ".md") or p.name in ("Makefile", "package.json")
+    ]
     assert leaked == []
 
 
@@ -105,6 +112,7 @@ def test_katex_is_served_by_the_site(built_site):
 
 
 # --- language parity ---------------------------------------------------------------------------------------
+
 
 def test_every_page_exists_in_both_languages():
     assert pages("ko") == pages("en")
@@ -146,6 +154,7 @@ def test_both_navs_list_the_same_files():
 
 # --- what must make the build fail -------------------------------------------------------------------------
 
+
 @pytest.fixture
 def docs_copy(tmp_path):
     """A throwaway copy of everything a build reads, to break on purpose."""
@@ -170,12 +179,15 @@ def test_the_untouched_copy_builds(docs_copy):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ('```python\n--8<-- "snippets/pytorch/no_such_file.py"\n```', "no_such_file.py"),
-    ('```python\n--8<-- "docs/hooks/translation.py:no_such_section"\n```', "no_such_section"),
-    ("[broken](no-such-page.md)", "no-such-page.md"),
-    ("[broken](index.md#no-such-anchor)", "no-such-anchor"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ('```python\n--8<-- "snippets/pytorch/no_such_file.py"\n```', "no_such_file.py"),
+        ('```python\n--8<-- "docs/hooks/translation.py:no_such_section"\n```', "no_such_section"),
+        ("[broken](no-such-page.md)", "no-such-page.md"),
+        ("[broken](index.md#no-such-anchor)", "no-such-anchor"),
+    ],
+)
 def test_strict_build_fails_on(docs_copy, breakage, message):
     append(docs_copy / "docs/ko/index.md", breakage)
     result = mkdocs_build("mkdocs.yml", docs_copy / "out", cwd=docs_copy, execute_notebooks=False)

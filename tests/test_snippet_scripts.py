@@ -28,8 +28,7 @@ def test_snippet_runs_as_a_script(script):
     # Copy the environment but not PYTHONPATH: a copied file must not rely on the repository's layout.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["KERAS_BACKEND"] = os.environ.get("KERAS_BACKEND", "torch")
-    result = subprocess.run([sys.executable, script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     assert result.stdout.strip(), f"{script} printed nothing: its worked example should show numbers"
     assert not re.search(r"\b(nan|inf)\b", result.stdout, flags=re.IGNORECASE), f"{script} printed nan/inf"

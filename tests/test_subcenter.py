@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pytorch_metric_learning import losses as pml_losses
-
 from oracles import arcface_target, cosine_matrix, cross_entropy
+from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
 
 subcenter = load_snippet("pytorch/subcenter.py")
@@ -74,8 +73,9 @@ def test_subcenter_float32_matches_float64_reference():
 def pml_pair(m=0.5, s=64.0, num_subcenters=3):
     torch.manual_seed(1)
     head = subcenter.SubCenterArcFace(8, 5, num_subcenters=num_subcenters, s=s, m=m)
-    pml_loss = pml_losses.SubCenterArcFaceLoss(num_classes=5, embedding_size=8, margin=math.degrees(m), scale=s,
-                                               sub_centers=num_subcenters)
+    pml_loss = pml_losses.SubCenterArcFaceLoss(
+        num_classes=5, embedding_size=8, margin=math.degrees(m), scale=s, sub_centers=num_subcenters
+    )
     with torch.no_grad():
         head.weight.normal_()
         pml_loss.W.copy_(head.weight.T)  # PML's W is [D, C·K] with the same class-major column order
@@ -116,14 +116,16 @@ def test_subcenter_outliers_flags_the_sample_far_from_the_dominant_subcenter():
 def test_subcenter_passes_gradcheck_away_from_kinks():
     cosine, labels = random_cosines(batch=5, classes=3, num_subcenters=2, seed=2, low=-0.8, high=0.95)
     cosine.requires_grad_()
-    assert torch.autograd.gradcheck(lambda c: subcenter.subcenter_arcface_logits(c, labels, 2, s=64.0, m=0.5),
-                                    (cosine,))
+    assert torch.autograd.gradcheck(
+        lambda c: subcenter.subcenter_arcface_logits(c, labels, 2, s=64.0, m=0.5), (cosine,)
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_subcenter_gradient_is_finite_at_cos_plus_and_minus_one_and_past_pi_minus_m(dtype):
-    cosine = torch.tensor([[1.0, -1.0, 0.2, 0.1], [-1.0, -1.0, 1.0, 0.3], [-0.95, -0.99, 0.5, 0.5]],
-                          dtype=dtype, requires_grad=True)
+    cosine = torch.tensor(
+        [[1.0, -1.0, 0.2, 0.1], [-1.0, -1.0, 1.0, 0.3], [-0.95, -0.99, 0.5, 0.5]], dtype=dtype, requires_grad=True
+    )
     labels = torch.tensor([0, 0, 0])
     logits = subcenter.subcenter_arcface_logits(cosine, labels, 2, s=64.0, m=0.5)
     F.cross_entropy(logits, labels).backward()
@@ -183,21 +185,37 @@ def test_subcenter_module_matches_float64_reference_end_to_end():
 GOOD = torch.zeros(2, 6, dtype=torch.float64), torch.tensor([0, 2])
 
 
-@pytest.mark.parametrize("cosine, labels, kwargs, message", [
-    (torch.zeros(6, dtype=torch.float64), GOOD[1], {}, "2-D"),
-    (torch.zeros(0, 6, dtype=torch.float64), torch.zeros(0, dtype=torch.long), {}, "empty"),
-    (GOOD[0], torch.tensor([0.0, 2.0]), {}, "integer"),
-    (GOOD[0], torch.tensor([0, 1, 2]), {}, "shape"),
-    (GOOD[0], torch.tensor([0, 3]), {}, r"\[0, 3\)"),
-    (GOOD[0], torch.tensor([-1, 0]), {}, r"\[0, 3\)"),
-    (torch.zeros(2, 7, dtype=torch.float64), GOOD[1], {}, "multiple of num_subcenters"),
-    (*GOOD, {"num_subcenters": 0}, "num_subcenters must be a positive integer"),
-    (*GOOD, {"num_subcenters": 1.5}, "num_subcenters must be a positive integer"),
-    (*GOOD, {"s": 0.0}, "scale s"),
-    (*GOOD, {"m": math.pi / 2}, "ArcFace margin m"),
-    (*GOOD, {"m": -0.1}, "ArcFace margin m"),
-], ids=["1d", "empty", "float-labels", "shape", "label-too-big", "label-negative", "columns", "k-zero", "k-float",
-        "s-zero", "m-pi/2", "m-negative"])
+@pytest.mark.parametrize(
+    "cosine, labels, kwargs, message",
+    [
+        (torch.zeros(6, dtype=torch.float64), GOOD[1], {}, "2-D"),
+        (torch.zeros(0, 6, dtype=torch.float64), torch.zeros(0, dtype=torch.long), {}, "empty"),
+        (GOOD[0], torch.tensor([0.0, 2.0]), {}, "integer"),
+        (GOOD[0], torch.tensor([0, 1, 2]), {}, "shape"),
+        (GOOD[0], torch.tensor([0, 3]), {}, r"\[0, 3\)"),
+        (GOOD[0], torch.tensor([-1, 0]), {}, r"\[0, 3\)"),
+        (torch.zeros(2, 7, dtype=torch.float64), GOOD[1], {}, "multiple of num_subcenters"),
+        (*GOOD, {"num_subcenters": 0}, "num_subcenters must be a positive integer"),
+        (*GOOD, {"num_subcenters": 1.5}, "num_subcenters must be a positive integer"),
+        (*GOOD, {"s": 0.0}, "scale s"),
+        (*GOOD, {"m": math.pi / 2}, "ArcFace margin m"),
+        (*GOOD, {"m": -0.1}, "ArcFace margin m"),
+    ],
+    ids=[
+        "1d",
+        "empty",
+        "float-labels",
+        "shape",
+        "label-too-big",
+        "label-negative",
+        "columns",
+        "k-zero",
+        "k-float",
+        "s-zero",
+        "m-pi/2",
+        "m-negative",
+    ],
+)
 def test_subcenter_rejects_bad_input(cosine, labels, kwargs, message):
     kwargs = {"num_subcenters": 2, **kwargs}
     with pytest.raises(ValueError, match=message):

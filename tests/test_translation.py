@@ -19,7 +19,8 @@ def test_translation_is_synced_or_marked_pending(page):
     status, source = translation.state(page)
     assert status != "stale", (
         f"{source.relative_to(ROOT)} changed after {page.relative_to(ROOT)} was translated: update the translation "
-        f"and run `make sync-translation PAGE={page.relative_to(ROOT / 'docs')}`, or set translation_pending: true")
+        f"and run `make sync-translation PAGE={page.relative_to(ROOT / 'docs')}`, or set translation_pending: true"
+    )
 
 
 @pytest.mark.parametrize("page", sorted((ROOT / "docs/en").rglob("*.md")), ids=lambda p: p.name)
@@ -27,7 +28,8 @@ def test_every_english_page_is_tied_to_its_korean_twin(page):
     """Either the English page translates the Korean one, or (a page first written in English) the reverse."""
     korean = ROOT / "docs/ko" / page.relative_to(ROOT / "docs/en")
     assert translation.state(page)[0] != "original" or translation.state(korean)[0] != "original", (
-        f"{page.relative_to(ROOT)}: add translated_from/source_hash front matter")
+        f"{page.relative_to(ROOT)}: add translated_from/source_hash front matter"
+    )
 
 
 def test_hash_is_independent_of_line_endings(tmp_path):

@@ -14,7 +14,6 @@ from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.reducers import MeanReducer
-
 from snippet_loader import load_snippet
 
 triplet = load_snippet("pytorch/triplet.py")
@@ -32,8 +31,11 @@ def distance(x, y):
 
 def reference_triplets(labels):
     n = len(labels)
-    return [(a, p, q) for a, p, q in itertools.product(range(n), repeat=3)
-            if a != p and labels[a] == labels[p] and labels[q] != labels[a]]
+    return [
+        (a, p, q)
+        for a, p, q in itertools.product(range(n), repeat=3)
+        if a != p and labels[a] == labels[p] and labels[q] != labels[a]
+    ]
 
 
 def reference_batch_all(x, labels, margin):
@@ -65,15 +67,28 @@ def t(values, dtype=torch.float64):
 
 # ------------------------------------------------------------------------------------------- worked numbers
 def test_pairwise_distances_match_worked_example_e9():
-    expected = [[0, 0.894427191, 0.632455532, 1.4142135624], [0.894427191, 0, 0.2828427125, 0.632455532],
-                [0.632455532, 0.2828427125, 0, 0.894427191], [1.4142135624, 0.632455532, 0.894427191, 0]]
+    expected = [
+        [0, 0.894427191, 0.632455532, 1.4142135624],
+        [0.894427191, 0, 0.2828427125, 0.632455532],
+        [0.632455532, 0.2828427125, 0, 0.894427191],
+        [1.4142135624, 0.632455532, 0.894427191, 0],
+    ]
     torch.testing.assert_close(triplet.pairwise_distances(t(E9)), t(expected), rtol=0, atol=2e-6)
 
 
-@pytest.mark.parametrize("a, p, n, expected", [
-    (0, 1, 2, 0.311971659), (0, 1, 3, 0.0), (1, 0, 2, 0.6615844785), (1, 0, 3, 0.311971659),
-    (2, 3, 0, 0.311971659), (2, 3, 1, 0.6615844785), (3, 2, 0, 0.0), (3, 2, 1, 0.311971659),
-])
+@pytest.mark.parametrize(
+    "a, p, n, expected",
+    [
+        (0, 1, 2, 0.311971659),
+        (0, 1, 3, 0.0),
+        (1, 0, 2, 0.6615844785),
+        (1, 0, 3, 0.311971659),
+        (2, 3, 0, 0.311971659),
+        (2, 3, 1, 0.6615844785),
+        (3, 2, 0, 0.0),
+        (3, 2, 1, 0.311971659),
+    ],
+)
 def test_triplet_loss_matches_worked_example_e9(a, p, n, expected):
     x = t(E9)
     assert triplet.triplet_loss(x[[a]], x[[p]], x[[n]], margin=0.05).item() == pytest.approx(expected, abs=1e-9)
@@ -154,8 +169,9 @@ def assert_same_loss_and_gradient(ours_fn, pml_fn, embeddings):
 def test_batch_all_matches_pml_triplet_margin_loss_over_all_triplets(seed):
     x, labels = random_batch(seed=seed, dtype=torch.float32)
     pml_loss = pml_losses.TripletMarginLoss(margin=0.5, distance=RAW)  # AvgNonZeroReducer: mean over loss > 0
-    assert_same_loss_and_gradient(lambda e: triplet.batch_all_triplet_loss(e, labels, 0.5),
-                                  lambda e: pml_loss(e, labels), x)
+    assert_same_loss_and_gradient(
+        lambda e: triplet.batch_all_triplet_loss(e, labels, 0.5), lambda e: pml_loss(e, labels), x
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -163,8 +179,9 @@ def test_batch_hard_matches_pml_batch_hard_miner(seed):
     x, labels = random_batch(seed=seed, dtype=torch.float32)
     miner = pml_miners.BatchHardMiner(distance=RAW)
     pml_loss = pml_losses.TripletMarginLoss(margin=0.5, distance=RAW, reducer=MeanReducer())  # mean over anchors
-    assert_same_loss_and_gradient(lambda e: triplet.batch_hard_triplet_loss(e, labels, 0.5),
-                                  lambda e: pml_loss(e, labels, miner(e, labels)), x)
+    assert_same_loss_and_gradient(
+        lambda e: triplet.batch_hard_triplet_loss(e, labels, 0.5), lambda e: pml_loss(e, labels, miner(e, labels)), x
+    )
 
 
 def test_triplet_loss_matches_pml_with_explicit_triplets():
@@ -174,8 +191,9 @@ def test_triplet_loss_matches_pml_with_explicit_triplets():
     a, p, n = torch.arange(0, 6), torch.arange(6, 12), torch.arange(12, 18)
     labels[p], labels[n] = labels[a], (labels[a] + 1) % 3
     pml_loss = pml_losses.TripletMarginLoss(margin=1.0, distance=RAW, reducer=MeanReducer())
-    assert_same_loss_and_gradient(lambda e: triplet.triplet_loss(e[a], e[p], e[n], margin=1.0),
-                                  lambda e: pml_loss(e, labels, (a, p, n)), x)
+    assert_same_loss_and_gradient(
+        lambda e: triplet.triplet_loss(e[a], e[p], e[n], margin=1.0), lambda e: pml_loss(e, labels, (a, p, n)), x
+    )
 
 
 # ------------------------------------------------------------------------------------------------ gradients
@@ -263,15 +281,19 @@ def test_pk_batches_reject_more_classes_than_exist():
 
 # ----------------------------------------------------------------------------------------------- bad inputs
 @pytest.mark.parametrize("fn", [triplet.batch_hard_triplet_loss, triplet.batch_all_triplet_loss])
-@pytest.mark.parametrize("embeddings, labels, margin, message", [
-    (t([1.0, 2.0]), torch.tensor([0, 1]), 0.2, "2-D"),
-    (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), 0.2, "empty"),
-    (torch.zeros(2, 2, dtype=torch.long), torch.tensor([0, 1]), 0.2, "float"),
-    (t([[1.0, 0.0], [0.0, 1.0]]), t([0.0, 1.0]), 0.2, "integer"),
-    (t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1, 1]), 0.2, "shape"),
-    (t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]), -0.1, "margin"),
-    (t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]), float("nan"), "margin"),
-], ids=["1d", "empty", "int-embeddings", "float-labels", "shape", "negative-margin", "nan-margin"])
+@pytest.mark.parametrize(
+    "embeddings, labels, margin, message",
+    [
+        (t([1.0, 2.0]), torch.tensor([0, 1]), 0.2, "2-D"),
+        (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), 0.2, "empty"),
+        (torch.zeros(2, 2, dtype=torch.long), torch.tensor([0, 1]), 0.2, "float"),
+        (t([[1.0, 0.0], [0.0, 1.0]]), t([0.0, 1.0]), 0.2, "integer"),
+        (t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1, 1]), 0.2, "shape"),
+        (t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]), -0.1, "margin"),
+        (t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]), float("nan"), "margin"),
+    ],
+    ids=["1d", "empty", "int-embeddings", "float-labels", "shape", "negative-margin", "nan-margin"],
+)
 def test_batch_loss_rejects_bad_input(fn, embeddings, labels, margin, message):
     with pytest.raises(ValueError, match=message):
         fn(embeddings, labels, margin)

@@ -50,7 +50,9 @@ if found:
     SNIPPETS = found[0]
 else:
     SNIPPETS = here
-    url = "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main/snippets/pytorch/margins.py"
+    url = (
+        "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main/snippets/pytorch/margins.py"
+    )
     urllib.request.urlretrieve(url, "margins.py")
 sys.path.insert(0, str(SNIPPETS))
 from margins import CosineClassifier, arcface_logits
@@ -70,12 +72,12 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 digits = load_digits()
-X = torch.tensor(digits.data / 16.0, dtype=torch.float32)   # 1,797 images of 8×8 pixels, scaled to [0, 1]
+X = torch.tensor(digits.data / 16.0, dtype=torch.float32)  # 1,797 images of 8×8 pixels, scaled to [0, 1]
 y = torch.tensor(digits.target)
 
-seen = y < 6                                  # digits 0–5: the "people" we train on
+seen = y < 6  # digits 0–5: the "people" we train on
 X_seen, y_seen = X[seen], y[seen]
-X_unseen, y_unseen = X[~seen], y[~seen]       # digits 6–9: never shown during training
+X_unseen, y_unseen = X[~seen], y[~seen]  # digits 6–9: never shown during training
 
 idx_train, idx_test = train_test_split(np.arange(len(y_seen)), test_size=0.25, stratify=y_seen, random_state=0)
 X_train, y_train = X_seen[idx_train], y_seen[idx_train]
@@ -93,11 +95,15 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # the training signal vanishes. We use $s = 16$ and $m = 0.3$ radians (about 17°); the section on the scale in the
 # [angular-margins chapter](../angular-margins/) explains why.
 
+
 # %%
 def make_backbone(embedding_size):
     return nn.Sequential(
-        nn.Linear(64, 128), nn.BatchNorm1d(128), nn.ReLU(),
-        nn.Linear(128, embedding_size), nn.BatchNorm1d(embedding_size),
+        nn.Linear(64, 128),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+        nn.Linear(128, embedding_size),
+        nn.BatchNorm1d(embedding_size),
     )
 
 
@@ -108,13 +114,13 @@ class ArcFaceModel(nn.Module):
         self.head = CosineClassifier(embedding_size, num_classes)
 
     def forward(self, x):
-        return self.head(self.backbone(x))      # cosines [B, C]: the margin is applied by the loss, in training only
+        return self.head(self.backbone(x))  # cosines [B, C]: the margin is applied by the loss, in training only
 
     def embed(self, x):
         return F.normalize(self.backbone(x), dim=1)
 
 
-S, M = 16.0, 0.3                               # scale and angular margin (radians) for 6 classes, see the text
+S, M = 16.0, 0.3  # scale and angular margin (radians) for 6 classes, see the text
 
 # %% [markdown]
 # <h2 id="train">Training</h2>
@@ -126,17 +132,18 @@ S, M = 16.0, 0.3                               # scale and angular margin (radia
 # L = -\log \frac{e^{s\cos(\theta_y + m)}}{e^{s\cos(\theta_y + m)} + \sum_{j \ne y} e^{s\cos\theta_j}}
 # $$
 
+
 # %%
 def train(model, loss_fn, epochs=20, batch_size=64, lr=3e-3, seed=0):
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         model.train()
         order = torch.randperm(len(y_train), generator=generator)
         losses = []
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             loss = loss_fn(model(X_train[batch]), y_train[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -230,7 +237,7 @@ def verification(model):
 
 
 def tar_at(far, tar, thresholds, target_far):
-    k = np.searchsorted(far, target_far, side="right") - 1    # last point with FAR <= target
+    k = np.searchsorted(far, target_far, side="right") - 1  # last point with FAR <= target
     return tar[k], thresholds[k]
 
 
@@ -251,9 +258,11 @@ print(f"EER: {eer:.3f}")
 #
 # <h2 id="next-steps">Things to try</h2>
 #
-# - Change `S` and `M`. A larger $m$ may leave closed-set accuracy unchanged and still move verification on unseen digits.
+# - Change `S` and `M`. A larger $m$ may leave closed-set accuracy unchanged and still move verification on unseen
+#   digits.
 # - Replace `arcface_logits` with `cosface_logits` from `margins.py` and you have CosFace.
 # - Change the embedding size from 2 to 3 to see the distribution on the unit sphere.
+
 
 # %%
 class SoftmaxModel(nn.Module):

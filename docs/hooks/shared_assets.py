@@ -23,7 +23,5 @@ def on_files(files, config):
             continue
         rel = path.relative_to(shared_root).as_posix()
         if files.get_file_from_path(rel) is None:
-            files.append(
-                File(rel, str(shared_root), config.site_dir, config.use_directory_urls)
-            )
+            files.append(File(rel, str(shared_root), config.site_dir, config.use_directory_urls))
     return files

@@ -73,6 +73,7 @@ def sync(page: Path) -> None:
 
 # --- MkDocs hook -------------------------------------------------------------------------------------------
 
+
 def on_page_markdown(markdown, page, config, files):
     path = Path(page.file.abs_src_path)
     status, source = state(path)

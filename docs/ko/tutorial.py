@@ -48,7 +48,9 @@ if found:
     SNIPPETS = found[0]
 else:
     SNIPPETS = here
-    url = "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main/snippets/pytorch/margins.py"
+    url = (
+        "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main/snippets/pytorch/margins.py"
+    )
     urllib.request.urlretrieve(url, "margins.py")
 sys.path.insert(0, str(SNIPPETS))
 from margins import CosineClassifier, arcface_logits
@@ -68,12 +70,12 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 digits = load_digits()
-X = torch.tensor(digits.data / 16.0, dtype=torch.float32)   # 1,797 images of 8×8 pixels, scaled to [0, 1]
+X = torch.tensor(digits.data / 16.0, dtype=torch.float32)  # 1,797 images of 8×8 pixels, scaled to [0, 1]
 y = torch.tensor(digits.target)
 
-seen = y < 6                                  # digits 0–5: the "people" we train on
+seen = y < 6  # digits 0–5: the "people" we train on
 X_seen, y_seen = X[seen], y[seen]
-X_unseen, y_unseen = X[~seen], y[~seen]       # digits 6–9: never shown during training
+X_unseen, y_unseen = X[~seen], y[~seen]  # digits 6–9: never shown during training
 
 idx_train, idx_test = train_test_split(np.arange(len(y_seen)), test_size=0.25, stratify=y_seen, random_state=0)
 X_train, y_train = X_seen[idx_train], y_seen[idx_train]
@@ -88,14 +90,18 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # 마진과 스케일은 손실 함수가 학습 중에만 적용합니다.
 #
 # 클래스가 6개뿐이므로 얼굴 인식의 기본값 $s = 64$는 너무 큽니다. $s$가 크면 소프트맥스가 금방 포화되어 학습 신호가
-# 사라지기 때문입니다. 여기서는 $s = 16$, $m = 0.3$ 라디안(약 17°)을 씁니다. 이유는 [각도 마진 장](../angular-margins/)의
-# 스케일 절을 보세요.
+# 사라지기 때문입니다. 여기서는 $s = 16$, $m = 0.3$ 라디안(약 17°)을 씁니다. 이유는
+# [각도 마진 장](../angular-margins/)의 스케일 절을 보세요.
+
 
 # %%
 def make_backbone(embedding_size):
     return nn.Sequential(
-        nn.Linear(64, 128), nn.BatchNorm1d(128), nn.ReLU(),
-        nn.Linear(128, embedding_size), nn.BatchNorm1d(embedding_size),
+        nn.Linear(64, 128),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+        nn.Linear(128, embedding_size),
+        nn.BatchNorm1d(embedding_size),
     )
 
 
@@ -106,13 +112,13 @@ class ArcFaceModel(nn.Module):
         self.head = CosineClassifier(embedding_size, num_classes)
 
     def forward(self, x):
-        return self.head(self.backbone(x))      # cosines [B, C]: the margin is applied by the loss, in training only
+        return self.head(self.backbone(x))  # cosines [B, C]: the margin is applied by the loss, in training only
 
     def embed(self, x):
         return F.normalize(self.backbone(x), dim=1)
 
 
-S, M = 16.0, 0.3                               # scale and angular margin (radians) for 6 classes, see the text
+S, M = 16.0, 0.3  # scale and angular margin (radians) for 6 classes, see the text
 
 # %% [markdown]
 # <h2 id="train">학습</h2>
@@ -124,17 +130,18 @@ S, M = 16.0, 0.3                               # scale and angular margin (radia
 # L = -\log \frac{e^{s\cos(\theta_y + m)}}{e^{s\cos(\theta_y + m)} + \sum_{j \ne y} e^{s\cos\theta_j}}
 # $$
 
+
 # %%
 def train(model, loss_fn, epochs=20, batch_size=64, lr=3e-3, seed=0):
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         model.train()
         order = torch.randperm(len(y_train), generator=generator)
         losses = []
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             loss = loss_fn(model(X_train[batch]), y_train[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -228,7 +235,7 @@ def verification(model):
 
 
 def tar_at(far, tar, thresholds, target_far):
-    k = np.searchsorted(far, target_far, side="right") - 1    # last point with FAR <= target
+    k = np.searchsorted(far, target_far, side="right") - 1  # last point with FAR <= target
     return tar[k], thresholds[k]
 
 
@@ -252,6 +259,7 @@ print(f"EER: {eer:.3f}")
 # - `S`와 `M`을 바꿔 보세요. $m$을 키우면 닫힌 집합 정확도는 그대로여도 처음 보는 숫자의 검증 성능이 달라집니다.
 # - `arcface_logits` 대신 `margins.py`의 `cosface_logits`를 넣으면 CosFace가 됩니다.
 # - 임베딩 크기를 2에서 3으로 바꾸면 단위 구 위의 분포를 볼 수 있습니다.
+
 
 # %%
 class SoftmaxModel(nn.Module):

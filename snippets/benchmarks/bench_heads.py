@@ -76,6 +76,7 @@ def status_kib(field):
 # Part 1: NormFace vs ArcFace vs PML ArcFaceLoss
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def make_heads(num_classes, margins):
     from pytorch_metric_learning.losses import ArcFaceLoss
 
@@ -119,16 +120,27 @@ def bench_heads(class_counts, reps, warmup):
                 if rep >= warmup:
                     times[name].append(elapsed)
         med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-        paired = [a / n for a, n in zip(times["arcface"], times["normface"])]
-        rows.append({
-            "C": num_classes, "B": B, "D": D_HEADS, "repetitions": reps[num_classes],
-            "normface_ms": med["normface"], "arcface_ms": med["arcface"], "pml_ms": med["pml"],
-            "arcface_over_normface": med["arcface"] / med["normface"], "arcface_over_pml": med["arcface"] / med["pml"],
-            "arcface_over_normface_paired_median": statistics.median(paired),
-        })
-        print(f"C={num_classes:>7}: normface {med['normface']:8.1f} ms  arcface {med['arcface']:8.1f} ms  "
-              f"pml {med['pml']:8.1f} ms  arcface/normface {rows[-1]['arcface_over_normface']:.3f}  "
-              f"arcface/pml {rows[-1]['arcface_over_pml']:.3f}", flush=True)
+        paired = [a / n for a, n in zip(times["arcface"], times["normface"], strict=True)]
+        rows.append(
+            {
+                "C": num_classes,
+                "B": B,
+                "D": D_HEADS,
+                "repetitions": reps[num_classes],
+                "normface_ms": med["normface"],
+                "arcface_ms": med["arcface"],
+                "pml_ms": med["pml"],
+                "arcface_over_normface": med["arcface"] / med["normface"],
+                "arcface_over_pml": med["arcface"] / med["pml"],
+                "arcface_over_normface_paired_median": statistics.median(paired),
+            }
+        )
+        print(
+            f"C={num_classes:>7}: normface {med['normface']:8.1f} ms  arcface {med['arcface']:8.1f} ms  "
+            f"pml {med['pml']:8.1f} ms  arcface/normface {rows[-1]['arcface_over_normface']:.3f}  "
+            f"arcface/pml {rows[-1]['arcface_over_pml']:.3f}",
+            flush=True,
+        )
         del heads
     return rows
 
@@ -136,6 +148,7 @@ def bench_heads(class_counts, reps, warmup):
 # ---------------------------------------------------------------------------------------------------------------
 # Part 2: Partial FC, one configuration per fresh process
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def pfc_one(num_classes, sample_rate, reps, warmup):
     """Run in a child process: time the Partial FC step and measure the memory the steps add."""
@@ -151,9 +164,17 @@ def pfc_one(num_classes, sample_rate, reps, warmup):
     times = [time_step(head, list(head.parameters()), x, y) for _ in range(warmup + reps)][warmup:]
     peak = status_kib("VmHWM")
     num_sample = num_classes if sample_rate >= 1 else max(int(sample_rate * num_classes), int(torch.unique(y).numel()))
-    return {"C": num_classes, "B": B, "D": D_PFC, "r": sample_rate, "num_sample": num_sample, "repetitions": reps,
-            "step_ms": statistics.median(times) * 1e3, "peak_extra_mib": (peak - before) / 1024,
-            "weight_mib": num_classes * D_PFC * 4 / 2**20}
+    return {
+        "C": num_classes,
+        "B": B,
+        "D": D_PFC,
+        "r": sample_rate,
+        "num_sample": num_sample,
+        "repetitions": reps,
+        "step_ms": statistics.median(times) * 1e3,
+        "peak_extra_mib": (peak - before) / 1024,
+        "weight_mib": num_classes * D_PFC * 4 / 2**20,
+    }
 
 
 def bench_partial_fc(class_counts, rates, reps, warmup):
@@ -162,24 +183,33 @@ def bench_partial_fc(class_counts, rates, reps, warmup):
         full = None
         for rate in rates:
             args = json.dumps([num_classes, rate, reps[num_classes], warmup])
-            out = subprocess.run([sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--pfc-child", args],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--pfc-child", args],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             row = json.loads(out.stdout.strip().splitlines()[-1])
             full = row["step_ms"] if rate == 1.0 else full
             row["speedup_vs_full"] = full / row["step_ms"] if full else None
             rows.append(row)
-            print(f"C={num_classes:>8} r={rate:<4}: {row['step_ms']:9.1f} ms  x{row['speedup_vs_full'] or 1:.2f}  "
-                  f"peak extra {row['peak_extra_mib']:8.1f} MiB", flush=True)
+            print(
+                f"C={num_classes:>8} r={rate:<4}: {row['step_ms']:9.1f} ms  x{row['speedup_vs_full'] or 1:.2f}  "
+                f"peak extra {row['peak_extra_mib']:8.1f} MiB",
+                flush=True,
+            )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def write_markdown(result, path):
     machine = result["machine"]
     lines = [
-        f"CPU: {machine['cpu']} ({machine['cores']} cores, shared; load average {machine['load_average_1min_at_start']} "
-        f"at start), torch {machine['torch']} with {machine['torch_threads']} thread(s), "
+        f"CPU: {machine['cpu']} ({machine['cores']} cores, shared; "
+        f"load average {machine['load_average_1min_at_start']} at start), "
+        f"torch {machine['torch']} with {machine['torch_threads']} thread(s), "
         f"pytorch-metric-learning {machine['pytorch_metric_learning']}; {result['date']}.",
         "",
         f"B = {B}, D = {D_HEADS}, s = {S:g}, m = {M} rad; forward + backward, median of n repetitions (ms).",
@@ -188,8 +218,10 @@ def write_markdown(result, path):
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["heads"]:
-        lines.append(f"| {r['C']:,} | {r['repetitions']} | {r['normface_ms']:.1f} | {r['arcface_ms']:.1f} | "
-                     f"{r['pml_ms']:.1f} | {r['arcface_over_normface']:.3f} | {r['arcface_over_pml']:.3f} |")
+        lines.append(
+            f"| {r['C']:,} | {r['repetitions']} | {r['normface_ms']:.1f} | {r['arcface_ms']:.1f} | "
+            f"{r['pml_ms']:.1f} | {r['arcface_over_normface']:.3f} | {r['arcface_over_pml']:.3f} |"
+        )
     lines += [
         "",
         f"Partial FC (ArcFace): B = {B}, D = {D_PFC}; step = sampling + forward + backward, median of n (ms); "
@@ -199,16 +231,22 @@ def write_markdown(result, path):
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["partial_fc"]:
-        lines.append(f"| {r['C']:,} | {r['r']} | {r['num_sample']:,} | {r['repetitions']} | {r['step_ms']:.1f} | "
-                     f"{r['speedup_vs_full']:.2f}× | {r['peak_extra_mib']:,.0f} |")
+        lines.append(
+            f"| {r['C']:,} | {r['r']} | {r['num_sample']:,} | {r['repetitions']} | {r['step_ms']:.1f} | "
+            f"{r['speedup_vs_full']:.2f}× | {r['peak_extra_mib']:,.0f} |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repetitions, writes nothing")
-    parser.add_argument("--out", type=Path, default=None, help="folder for results.json/.md (default: this folder; "
-                                                                 "--quick writes only when --out is given)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for results.json/.md (default: this folder; --quick writes only when --out is given)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see the docstring)")
     parser.add_argument("--pfc-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,7 +258,13 @@ def main():
     global margins
     margins = load("pytorch/margins.py")
     if args.quick:
-        head_counts, head_reps, pfc_counts, pfc_reps, warmup = [1_000, 10_000], {1_000: 5, 10_000: 5}, [10_000], {10_000: 3}, 1
+        head_counts, head_reps, pfc_counts, pfc_reps, warmup = (
+            [1_000, 10_000],
+            {1_000: 5, 10_000: 5},
+            [10_000],
+            {10_000: 3},
+            1,
+        )
     else:
         head_counts = [1_000, 10_000, 100_000]
         head_reps = {1_000: 31, 10_000: 15, 100_000: 7}
@@ -229,13 +273,25 @@ def main():
 
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version(),
-                    "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__,
-                    "load_average_1min_at_start": round(os.getloadavg()[0], 2)},
-        "settings": {"B": B, "D_heads": D_HEADS, "D_partial_fc": D_PFC, "s": S, "m_rad": M, "warmup": warmup,
-                     "statistic": "median",
-                     "memory": "VmHWM after the steps minus VmRSS before them (peak reset via clear_refs), fresh process"},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__,
+            "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+        },
+        "settings": {
+            "B": B,
+            "D_heads": D_HEADS,
+            "D_partial_fc": D_PFC,
+            "s": S,
+            "m_rad": M,
+            "warmup": warmup,
+            "statistic": "median",
+            "memory": "VmHWM after the steps minus VmRSS before them (peak reset via clear_refs), fresh process",
+        },
     }
     start = time.perf_counter()
     result["heads"] = bench_heads(head_counts, head_reps, warmup)

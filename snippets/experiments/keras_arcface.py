@@ -15,9 +15,12 @@ os.environ["KERAS_BACKEND"] = "torch"  # one backend per process; the torch one 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from training import (  # noqa: E402
-    distance_histograms, load_snippet, load_splits, pk_batches, run_results,
+    distance_histograms,
+    load_snippet,
+    load_splits,
+    pk_batches,
+    run_results,
 )
 
 
@@ -42,8 +45,10 @@ def train_keras_run(config: dict, data: dict) -> dict:
     model, embedder = keras.Model(inputs, cosines), keras.Model(inputs, embeddings)
     steps = len(train_idx) // (len(classes) * config["k"])
     schedule = keras.optimizers.schedules.CosineDecay(config["lr"], decay_steps=steps * config["epochs"])
-    model.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-7),
-                  loss=margins.MarginLoss("arcface", s=config["s"], m=config["hp"]["m"]))
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, epsilon=1e-7),
+        loss=margins.MarginLoss("arcface", s=config["s"], m=config["hp"]["m"]),
+    )
 
     def embed(idx):
         return keras.ops.convert_to_numpy(embedder(x[idx], training=False))
@@ -54,15 +59,25 @@ def train_keras_run(config: dict, data: dict) -> dict:
     start = time.perf_counter()
     for epoch in range(config["epochs"]):
         order = np.concatenate(pk_batches(y[train_idx], steps, config["k"], rng))
-        history = model.fit(x[train_idx[order]], remap[y[train_idx[order]]], batch_size=len(classes) * config["k"],
-                            epochs=1, shuffle=False, verbose=0)
+        history = model.fit(
+            x[train_idx[order]],
+            remap[y[train_idx[order]]],
+            batch_size=len(classes) * config["k"],
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
         cos = keras.ops.convert_to_numpy(model(x[held_idx], training=False))
         curves["train_loss"].append(float(history.history["loss"][0]))
         curves["held_out_accuracy"].append(float(np.mean(classes[cos.argmax(axis=1)] == y[held_idx])))
         if sys.stdout.isatty() or epoch + 1 == config["epochs"]:
-            print(f"\r[keras] {'keras-arcface-' + split + '-seed' + str(seed):28s} epoch {epoch + 1:2d}/{config['epochs']}"
-                  f"  loss {curves['train_loss'][-1]:.4f}  held-out acc {curves['held_out_accuracy'][-1]:.3f}",
-                  end="\n" if epoch + 1 == config["epochs"] else "", flush=True)
+            print(
+                f"\r[keras] {'keras-arcface-' + split + '-seed' + str(seed):28s} "
+                f"epoch {epoch + 1:2d}/{config['epochs']}"
+                f"  loss {curves['train_loss'][-1]:.4f}  held-out acc {curves['held_out_accuracy'][-1]:.3f}",
+                end="\n" if epoch + 1 == config["epochs"] else "",
+                flush=True,
+            )
 
     return run_results(config, curves, start, data, y, embed, before, groups)
 

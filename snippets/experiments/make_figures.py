@@ -27,10 +27,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
+import plots  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
-
-import plots  # noqa: E402
 import training  # noqa: E402
 from training import DEFAULT_MARGINS, METHODS  # noqa: E402
 
@@ -60,8 +59,13 @@ def make_config(method, split, seed, s=None, m=None, lr=None, epochs=None, embed
         hp[key] = int(m) if method == "sphereface" else float(m)
     pick = lambda value, default: default if value is None else value  # noqa: E731
     return {
-        "method": method, "split": split, "seed": int(seed), "hp": hp, "k": K[split],
-        "s": float(pick(s, SHARED["s"])), "lr": float(pick(lr, SHARED["lr"])),
+        "method": method,
+        "split": split,
+        "seed": int(seed),
+        "hp": hp,
+        "k": K[split],
+        "s": float(pick(s, SHARED["s"])),
+        "lr": float(pick(lr, SHARED["lr"])),
         "epochs": int(pick(epochs, SHARED["epochs"])),
         "embedding_size": int(pick(embedding_size, SHARED["embedding_size"])),
     }
@@ -108,11 +112,12 @@ def run_all(configs: list, data: dict, cache: Path | None = None, fresh: bool = 
     for i, config in enumerate(c for c in todo if c["method"] != "keras-arcface"):
         label = f"[{i + 1:2d}/{len(todo)}] {run_name(config):28s}"
 
-        def progress(epoch, epochs, loss, acc):
+        def progress(epoch, epochs, loss, acc, label=label):
             if tty or epoch == epochs:
                 end = "\n" if epoch == epochs else ""
-                print(f"\r{label} epoch {epoch:2d}/{epochs}  loss {loss:.4f}  held-out acc {acc:.3f}",
-                      end=end, flush=True)
+                print(
+                    f"\r{label} epoch {epoch:2d}/{epochs}  loss {loss:.4f}  held-out acc {acc:.3f}", end=end, flush=True
+                )
 
         start = time.perf_counter()
         results = training.train_run(config, data, progress)
@@ -125,8 +130,14 @@ def run_all(configs: list, data: dict, cache: Path | None = None, fresh: bool = 
         start = time.perf_counter()
         jobs = [{"config": c, "out": str(paths[run_name(c)])} for c in keras_todo]
         env = dict(os.environ, KERAS_BACKEND="torch", PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3")
-        child = subprocess.run([sys.executable, str(HERE / "keras_arcface.py")], input=json.dumps(jobs), text=True,
-                               env=env, cwd=HERE, stderr=subprocess.PIPE)
+        child = subprocess.run(
+            [sys.executable, str(HERE / "keras_arcface.py")],
+            input=json.dumps(jobs),
+            text=True,
+            env=env,
+            cwd=HERE,
+            stderr=subprocess.PIPE,
+        )
         # TensorFlow (imported by keras.utils.set_random_seed when installed) logs start-up notes: drop those.
         noise = ("WARNING: All log messages before absl", "I0000 ")
         print("".join(line for line in child.stderr.splitlines(True) if not line.startswith(noise)), end="")
@@ -154,11 +165,19 @@ def summarise(results: dict, methods, seeds, baselines=None) -> dict:
                     if column in values:
                         values[column].append(value)
         if any(values.values()):
-            summary[method] = {c: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-                               for c, v in values.items() if v}
+            summary[method] = {
+                c: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for c, v in values.items() if v
+            }
     for name, runs in (baselines or {}).items():
-        summary[name] = {c: {"mean": float(np.mean([r[c] for r in runs])), "std": float(np.std([r[c] for r in runs])),
-                             "n": len(runs)} for c in COLUMNS if c in runs[0]}
+        summary[name] = {
+            c: {
+                "mean": float(np.mean([r[c] for r in runs])),
+                "std": float(np.std([r[c] for r in runs])),
+                "n": len(runs),
+            }
+            for c in COLUMNS
+            if c in runs[0]
+        }
     return summary
 
 
@@ -198,12 +217,19 @@ def publish(results: dict, data: dict, assets: Path):
             stale.unlink()
     for name, run in results.items():
         (out / "runs" / f"{name}.json").write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
-    baselines = {"pixels": [training.baseline_metrics(data, "pixels")],  # no randomness: one value
-                 "untrained": [training.baseline_metrics(data, "untrained", seed, SHARED["embedding_size"])
-                               for seed in SEEDS]}
+    baselines = {
+        "pixels": [training.baseline_metrics(data, "pixels")],  # no randomness: one value
+        "untrained": [training.baseline_metrics(data, "untrained", seed, SHARED["embedding_size"]) for seed in SEEDS],
+    }
     summary = summarise(results, METHODS, SEEDS, baselines)
-    (out / "summary.json").write_text(json.dumps({"shared": SHARED, "k": K, "seeds": SEEDS, "margins": DEFAULT_MARGINS,
-                                                   "summary": summary}, indent=1, sort_keys=True) + "\n")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"shared": SHARED, "k": K, "seeds": SEEDS, "margins": DEFAULT_MARGINS, "summary": summary},
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     (out / "summary.txt").write_text(markdown_table(summary))
 
     def runs(methods, split, seeds=SEEDS):
@@ -238,10 +264,12 @@ def publish(results: dict, data: dict, assets: Path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="comma-separated methods to run (explore mode: publishes nothing): "
-                        + ", ".join(METHODS))
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only", help="comma-separated methods to run (explore mode: publishes nothing): " + ", ".join(METHODS)
+    )
     parser.add_argument("--seeds", help=f"comma-separated seeds (default {','.join(map(str, SEEDS))})")
     parser.add_argument("--s", type=float, help=f"scale s of every margin head (default {SHARED['s']})")
     parser.add_argument("--m", type=float, help="margin of the method(s) (combined: m2; triplet: its margin)")
@@ -263,8 +291,9 @@ def main(argv=None):
     for method, file in missing.items():
         print(f"WARNING: skipping {method}: snippets/{file} does not exist yet", flush=True)
     methods = [m for m in methods if m not in missing]
-    configs = [make_config(m, split, seed, **overrides)
-               for m in methods for split in ("closed", "open") for seed in seeds]
+    configs = [
+        make_config(m, split, seed, **overrides) for m in methods for split in ("closed", "open") for seed in seeds
+    ]
     if not explore:
         configs += [make_config(m, "open", 0, embedding_size=2) for m in TOY_METHODS]
     results = run_all(configs, data, fresh=args.fresh)

@@ -15,32 +15,60 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from training import DISTANCE_BINS, FAR_GRID, load_snippet, pca_2d  # noqa: E402
 
 INK = "#4d4d4d"  # text, ticks and spines: readable on white and on the light card of the dark theme
 GRID = "#c8c8c8"
-plt.rcParams.update({
-    "svg.hashsalt": "metric-learning-guide",
-    "svg.fonttype": "path",
-    "font.size": 9,
-    "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK, "axes.titlecolor": INK,
-    "xtick.color": INK, "ytick.color": INK,
-    "axes.grid": True, "grid.color": GRID, "grid.linewidth": 0.5,
-    "axes.spines.top": False, "axes.spines.right": False,
-    "legend.frameon": False,
-    "figure.facecolor": "none", "axes.facecolor": "none", "savefig.facecolor": "none",
-})
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "metric-learning-guide",
+        "svg.fonttype": "path",
+        "font.size": 9,
+        "text.color": INK,
+        "axes.labelcolor": INK,
+        "axes.edgecolor": INK,
+        "axes.titlecolor": INK,
+        "xtick.color": INK,
+        "ytick.color": INK,
+        "axes.grid": True,
+        "grid.color": GRID,
+        "grid.linewidth": 0.5,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+        "figure.facecolor": "none",
+        "axes.facecolor": "none",
+        "savefig.facecolor": "none",
+    }
+)
 
 LABELS = {
-    "softmax": "softmax", "normface": "NormFace", "sphereface": "SphereFace", "cosface": "CosFace",
-    "arcface": "ArcFace", "combined": "combined", "adaface": "AdaFace", "curricularface": "CurricularFace",
-    "triplet": "triplet", "keras-arcface": "ArcFace (Keras)", "pixels": "pixels", "untrained": "untrained MLP",
+    "softmax": "softmax",
+    "normface": "NormFace",
+    "sphereface": "SphereFace",
+    "cosface": "CosFace",
+    "arcface": "ArcFace",
+    "combined": "combined",
+    "adaface": "AdaFace",
+    "curricularface": "CurricularFace",
+    "triplet": "triplet",
+    "keras-arcface": "ArcFace (Keras)",
+    "pixels": "pixels",
+    "untrained": "untrained MLP",
 }
 COLORS = {
-    "softmax": "#7f7f7f", "normface": "#17becf", "sphereface": "#9467bd", "cosface": "#2ca02c",
-    "arcface": "#d62728", "combined": "#ff7f0e", "adaface": "#8c564b", "curricularface": "#e377c2",
-    "triplet": "#1f77b4", "keras-arcface": "#d62728", "pixels": "#4d4d4d", "untrained": "#b0b0b0",
+    "softmax": "#7f7f7f",
+    "normface": "#17becf",
+    "sphereface": "#9467bd",
+    "cosface": "#2ca02c",
+    "arcface": "#d62728",
+    "combined": "#ff7f0e",
+    "adaface": "#8c564b",
+    "curricularface": "#e377c2",
+    "triplet": "#1f77b4",
+    "keras-arcface": "#d62728",
+    "pixels": "#4d4d4d",
+    "untrained": "#b0b0b0",
 }
 STYLES = {"keras-arcface": (0, (4, 2)), "pixels": (0, (1, 1.5)), "untrained": (0, (1, 1.5))}
 DIGIT_COLORS = plt.get_cmap("tab10").colors
@@ -97,7 +125,7 @@ def decision_boundaries(path: Path):
     cosine = torch.tensor(np.stack([np.cos(np.radians(t1.ravel())), np.cos(np.radians(t2.ravel()))], axis=1))
     fns = margin_functions()
     fig, axes = plt.subplots(1, 4, figsize=(11.0, 3.1), sharey=True)
-    for ax, name in zip(axes, ("normface", "sphereface", "cosface", "arcface")):
+    for ax, name in zip(axes, ("normface", "sphereface", "cosface", "arcface"), strict=True):
         fn = fns[name]
         z1 = fn(cosine, torch.zeros(len(cosine), dtype=torch.long)).numpy()  # labelled class 1
         z2 = fn(cosine, torch.ones(len(cosine), dtype=torch.long)).numpy()  # labelled class 2
@@ -109,8 +137,15 @@ def decision_boundaries(path: Path):
         ax.contour(t1, t2, win2, levels=[0], colors=[DIGIT_COLORS[1]], linewidths=1.4)
         ax.text(22, 160, "1", color=DIGIT_COLORS[0], fontsize=14, ha="center", va="center")
         ax.text(160, 22, "2", color=DIGIT_COLORS[1], fontsize=14, ha="center", va="center")
-        ax.set(title=CURVE_LABELS[name].split(":")[0].replace("softmax / ", ""), xlim=(0, 180), ylim=(0, 180),
-               xticks=range(0, 181, 45), yticks=range(0, 181, 45), xlabel="θ₁ (°)", aspect="equal")
+        ax.set(
+            title=CURVE_LABELS[name].split(":")[0].replace("softmax / ", ""),
+            xlim=(0, 180),
+            ylim=(0, 180),
+            xticks=range(0, 181, 45),
+            yticks=range(0, 181, 45),
+            xlabel="θ₁ (°)",
+            aspect="equal",
+        )
         ax.grid(False)
     axes[0].set_ylabel("θ₂ (°)")
     save(fig, path)
@@ -139,21 +174,29 @@ def embeddings_2d(toy_runs: dict, path: Path):
     """2-D features on the unit circle (held-out images of the seen classes) and the class-centre directions."""
     fig, axes = plt.subplots(1, len(toy_runs), figsize=(2.9 * len(toy_runs), 3.1))
     circle = np.linspace(0, 2 * np.pi, 361)
-    for ax, (method, run) in zip(axes, toy_runs.items()):
+    for ax, (method, run) in zip(axes, toy_runs.items(), strict=True):
         toy = run["toy2d"]
         angles, labels = np.array(toy["angles"]), np.array(toy["labels"])
         ax.plot(np.cos(circle), np.sin(circle), color=GRID, lw=0.8)
-        for c, a in zip(toy["classes"], toy["class_angles"]):
+        for c, a in zip(toy["classes"], toy["class_angles"], strict=True):
             ax.plot([0, 1.3 * np.cos(a)], [0, 1.3 * np.sin(a)], color=DIGIT_COLORS[c], lw=1.0, ls="--")
         radius = 1.0 + 0.025 * labels  # a small per-class offset so overlapping arcs stay visible
-        ax.scatter(radius * np.cos(angles), radius * np.sin(angles), s=5,
-                   c=[DIGIT_COLORS[c] for c in labels], alpha=0.7, linewidths=0)
+        ax.scatter(
+            radius * np.cos(angles),
+            radius * np.sin(angles),
+            s=5,
+            c=[DIGIT_COLORS[c] for c in labels],
+            alpha=0.7,
+            linewidths=0,
+        )
         ax.set(title=LABELS[method], xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal", xticks=[], yticks=[])
         ax.grid(False)
         for side in ("left", "bottom"):
             ax.spines[side].set_visible(False)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS[c], label=str(c))
-               for c in next(iter(toy_runs.values()))["toy2d"]["classes"]]
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS[c], label=str(c))
+        for c in next(iter(toy_runs.values()))["toy2d"]["classes"]
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, -0.04), fontsize=8)
     save(fig, path)
 
@@ -161,13 +204,15 @@ def embeddings_2d(toy_runs: dict, path: Path):
 def embeddings_unseen(panels: dict, path: Path):
     """PCA of the unit embeddings of the unseen digits, one panel per method (name -> (xy, labels))."""
     fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels), 3.1))
-    for ax, (method, (xy, labels)) in zip(axes, panels.items()):
+    for ax, (method, (xy, labels)) in zip(axes, panels.items(), strict=True):
         xy, labels = np.asarray(xy), np.asarray(labels)
         ax.scatter(xy[:, 0], xy[:, 1], s=4, c=[DIGIT_COLORS[c] for c in labels], alpha=0.6, linewidths=0)
         ax.set(title=LABELS[method], xticks=[], yticks=[], xlabel="PC1", ylabel="PC2")
         ax.grid(False)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS[c], label=str(c))
-               for c in sorted(set(np.asarray(next(iter(panels.values()))[1]).tolist()))]
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS[c], label=str(c))
+        for c in sorted(set(np.asarray(next(iter(panels.values()))[1]).tolist()))
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, -0.06), fontsize=8)
     save(fig, path)
 
@@ -177,8 +222,14 @@ def roc_unseen(roc_by_method: dict, path: Path):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.plot(FAR_GRID, FAR_GRID, color=GRID, lw=0.8, ls=":")
     for method, curves in roc_by_method.items():
-        ax.plot(FAR_GRID, np.mean(curves, axis=0), color=COLORS[method], ls=STYLES.get(method, "-"),
-                lw=1.4, label=LABELS[method])
+        ax.plot(
+            FAR_GRID,
+            np.mean(curves, axis=0),
+            color=COLORS[method],
+            ls=STYLES.get(method, "-"),
+            lw=1.4,
+            label=LABELS[method],
+        )
     ax.axvline(1e-2, color=GRID, lw=0.8)
     ax.axvline(1e-3, color=GRID, lw=0.8)
     ax.set(xscale="log", xlim=(1e-4, 1), ylim=(0, 1), xlabel="FAR", ylabel="TAR")
@@ -191,13 +242,15 @@ def triplet_distances(run: dict, path: Path):
     training digits (top) and the unseen digits (bottom)."""
     fig, axes = plt.subplots(2, 2, figsize=(9.0, 5.4), sharex=True)
     epochs = run["config"]["epochs"]
-    for row, (group, classes) in zip(axes, (("seen", "y ∈ {0, …, 5}"), ("unseen", "y ∈ {6, 7, 8, 9}"))):
-        for ax, (when, epoch) in zip(row, (("before", 0), ("after", epochs))):
+    for row, (group, classes) in zip(axes, (("seen", "y ∈ {0, …, 5}"), ("unseen", "y ∈ {6, 7, 8, 9}")), strict=True):
+        for ax, (when, epoch) in zip(row, (("before", 0), ("after", epochs)), strict=True):
             hist = run["distances"][group][when]
-            ax.stairs(hist["positive"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["cosface"],
-                      label=r"$y_i = y_j$")
-            ax.stairs(hist["negative"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["arcface"],
-                      label=r"$y_i \neq y_j$")
+            ax.stairs(
+                hist["positive"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["cosface"], label=r"$y_i = y_j$"
+            )
+            ax.stairs(
+                hist["negative"], DISTANCE_BINS, fill=True, alpha=0.45, color=COLORS["arcface"], label=r"$y_i \neq y_j$"
+            )
             ax.set(title=f"{classes},  epoch {epoch}", xlim=(0, 2))
         row[0].set_ylabel("density")
     for ax in axes[1]:

@@ -56,9 +56,7 @@ def load_splits() -> dict:
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
-    train_idx, test_idx = train_test_split(
-        np.arange(len(y)), test_size=0.25, stratify=y, random_state=SPLIT_SEED
-    )
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=SPLIT_SEED)
     seen_train = train_idx[np.isin(y[train_idx], SEEN_CLASSES)]
     seen_test = test_idx[np.isin(y[test_idx], SEEN_CLASSES)]
     unseen = np.flatnonzero(np.isin(y, UNSEEN_CLASSES))
@@ -78,6 +76,8 @@ def pk_batches(labels: np.ndarray, steps: int, k: int, rng: np.random.Generator)
     classes = np.unique(labels)
     by_class = [np.flatnonzero(labels == c) for c in classes]
     return [np.concatenate([rng.choice(idx, size=k, replace=False) for idx in by_class]) for _ in range(steps)]
+
+
 # --8<-- [end:pk_batches]
 
 
@@ -88,8 +88,10 @@ class Backbone(nn.Module):
     def __init__(self, embedding_size: int, hidden: int = 128):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(64, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(64, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, embedding_size),
         )
 
@@ -145,8 +147,16 @@ class SoftmaxHead(nn.Module):
 
 
 METHODS = (
-    "softmax", "normface", "sphereface", "cosface", "arcface", "combined",
-    "adaface", "curricularface", "triplet", "keras-arcface",
+    "softmax",
+    "normface",
+    "sphereface",
+    "cosface",
+    "arcface",
+    "combined",
+    "adaface",
+    "curricularface",
+    "triplet",
+    "keras-arcface",
 )
 # The paper-default margin of each method (no method is tuned; see the Experiments page).
 DEFAULT_MARGINS = {
@@ -181,10 +191,14 @@ def make_head(method: str, embedding_size: int, num_classes: int, s: float, hp: 
         return None
     if method == "adaface":
         adaface = load_snippet("pytorch/adaface.py")
-        return ModuleHead(adaface.AdaFace(embedding_size, num_classes, s=s, m=hp["m"], h=hp["h"], t_alpha=hp["t_alpha"]))
+        return ModuleHead(
+            adaface.AdaFace(embedding_size, num_classes, s=s, m=hp["m"], h=hp["h"], t_alpha=hp["t_alpha"])
+        )
     if method == "curricularface":
         curricular = load_snippet("pytorch/curricularface.py")
-        return ModuleHead(curricular.CurricularFace(embedding_size, num_classes, s=s, m=hp["m"], momentum=hp["momentum"]))
+        return ModuleHead(
+            curricular.CurricularFace(embedding_size, num_classes, s=s, m=hp["m"], momentum=hp["momentum"])
+        )
     margins = load_snippet("pytorch/margins.py")
     logits_fn = {
         "normface": lambda c, y: margins.normface_logits(c, y, s),
@@ -231,6 +245,8 @@ def verification_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict:
         "roc_tar": [float(tpr[fpr <= far].max()) for far in FAR_GRID],
         "pairs": {"positive": int(same.sum()), "negative": int((~same).sum())},
     }
+
+
 # --8<-- [end:verification_metrics]
 
 
@@ -292,8 +308,9 @@ def run_results(config, curves, start, data, y, embed, before, groups) -> dict:
     if split == "open":
         unseen_emb, unseen_y = embed(data["unseen"]), y[data["unseen"]]
         results["metrics"].update(verification_metrics(unseen_emb, unseen_y))
-        results["distances"] = {g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])}
-                                for g, idx in groups.items()}
+        results["distances"] = {
+            g: {"before": before[g], "after": distance_histograms(embed(idx), y[idx])} for g, idx in groups.items()
+        }
         results["unseen_pca"] = {"xy": np.round(pca_2d(unseen_emb), 4).tolist(), "labels": unseen_y.tolist()}
     return results
 

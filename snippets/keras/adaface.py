@@ -99,6 +99,8 @@ def adaface_logits(cosine, norms, labels, batch_mean, batch_std, s=64.0, m=0.4, 
     target = ops.cos(theta_m) - m * (1 + ms)  # additive margin g_add = m * (1 + ms)
     is_target = ops.one_hot(labels, cosine.shape[1], dtype="bool")
     return ops.where(is_target, ops.expand_dims(target, 1) * s, cosine * s)
+
+
 # --8<-- [end:adaface_logits]
 
 
@@ -124,12 +126,17 @@ class AdaFace(keras.layers.Layer):
         self.s, self.m, self.h, self.t_alpha, self.eps = s, m, h, t_alpha, 1e-3
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(self.embedding_size, self.num_classes), name="kernel",
-                                      initializer=keras.initializers.RandomNormal(stddev=0.01))
-        self.batch_mean = self.add_weight(shape=(), name="batch_mean", trainable=False,
-                                          initializer=keras.initializers.Constant(20.0))
-        self.batch_std = self.add_weight(shape=(), name="batch_std", trainable=False,
-                                         initializer=keras.initializers.Constant(100.0))
+        self.kernel = self.add_weight(
+            shape=(self.embedding_size, self.num_classes),
+            name="kernel",
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+        )
+        self.batch_mean = self.add_weight(
+            shape=(), name="batch_mean", trainable=False, initializer=keras.initializers.Constant(20.0)
+        )
+        self.batch_std = self.add_weight(
+            shape=(), name="batch_std", trainable=False, initializer=keras.initializers.Constant(100.0)
+        )
 
     def call(self, inputs, training=None):
         embeddings, labels = inputs
@@ -157,8 +164,17 @@ class AdaFace(keras.layers.Layer):
         return (input_shape[0][0], self.num_classes)
 
     def get_config(self):
-        return {**super().get_config(), "embedding_size": self.embedding_size, "num_classes": self.num_classes,
-                "s": self.s, "m": self.m, "h": self.h, "t_alpha": self.t_alpha}
+        return {
+            **super().get_config(),
+            "embedding_size": self.embedding_size,
+            "num_classes": self.num_classes,
+            "s": self.s,
+            "m": self.m,
+            "h": self.h,
+            "t_alpha": self.t_alpha,
+        }
+
+
 # --8<-- [end:adaface]
 
 

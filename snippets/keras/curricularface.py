@@ -83,6 +83,8 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
     logits = ops.where(hard, cosine * (t + cosine), cosine)
     is_target = ops.one_hot(labels, cosine.shape[1], dtype="bool")
     return ops.where(is_target, target * s, logits * s)
+
+
 # --8<-- [end:curricularface_logits]
 
 
@@ -104,11 +106,20 @@ class CurricularFace(keras.layers.Layer):
         super().__init__(**kwargs)
         if not (0 < momentum <= 1):
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
-        self.embedding_size, self.num_classes, self.s, self.m, self.momentum = embedding_size, num_classes, s, m, momentum
+        self.embedding_size, self.num_classes, self.s, self.m, self.momentum = (
+            embedding_size,
+            num_classes,
+            s,
+            m,
+            momentum,
+        )
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(self.embedding_size, self.num_classes), name="kernel",
-                                      initializer=keras.initializers.RandomNormal(stddev=0.01))
+        self.kernel = self.add_weight(
+            shape=(self.embedding_size, self.num_classes),
+            name="kernel",
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+        )
         self.t = self.add_weight(shape=(), name="t", trainable=False, initializer="zeros")
 
     def call(self, inputs, training=None):
@@ -132,8 +143,16 @@ class CurricularFace(keras.layers.Layer):
         return (input_shape[0][0], self.num_classes)
 
     def get_config(self):
-        return {**super().get_config(), "embedding_size": self.embedding_size, "num_classes": self.num_classes,
-                "s": self.s, "m": self.m, "momentum": self.momentum}
+        return {
+            **super().get_config(),
+            "embedding_size": self.embedding_size,
+            "num_classes": self.num_classes,
+            "s": self.s,
+            "m": self.m,
+            "momentum": self.momentum,
+        }
+
+
 # --8<-- [end:curricularface]
 
 

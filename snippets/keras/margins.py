@@ -102,6 +102,8 @@ def normface_logits(cosine, labels, s=30.0):
     """NormFace: s·cos θ for every class, no margin."""
     cosine, labels = _check_inputs(cosine, labels, s)
     return _float32(cosine) * s
+
+
 # --8<-- [end:normface_logits]
 
 
@@ -120,6 +122,8 @@ def sphereface_logits(cosine, labels, s=30.0, m=4):
     k = ops.minimum(ops.floor(m * theta / math.pi), m - 1)
     psi = (1 - 2 * ops.mod(k, 2)) * cos_m_theta - 2 * k
     return _with_target(cosine, labels, psi, s)
+
+
 # --8<-- [end:sphereface_logits]
 
 
@@ -131,6 +135,8 @@ def cosface_logits(cosine, labels, s=64.0, m=0.35):
         raise ValueError(f"CosFace margin m must be in [0, 2) (cos θ - m ≥ -1 somewhere), got {m}")
     cosine, cos_t, _ = _target(cosine, labels)
     return _with_target(cosine, labels, cos_t - m, s)
+
+
 # --8<-- [end:cosface_logits]
 
 
@@ -145,6 +151,8 @@ def arcface_logits(cosine, labels, s=64.0, m=0.5):
     fallback = cos_t - m * math.sin(m)  # past θ + m > π, cos(θ + m) would rise again
     target = ops.where(cos_t >= math.cos(math.pi - m), cos_t_plus_m, fallback)
     return _with_target(cosine, labels, target, s)
+
+
 # --8<-- [end:arcface_logits]
 
 
@@ -163,6 +171,8 @@ def combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0):
     k = ops.floor(ops.stop_gradient(phi) / math.pi)
     target = (1 - 2 * ops.mod(k, 2)) * ops.cos(phi) - 2 * k - m3  # k = 0 inside the monotone range
     return _with_target(cosine, labels, target, s)
+
+
 # --8<-- [end:combined_margin_logits]
 
 
@@ -196,12 +206,19 @@ class CosineClassifier(keras.layers.Layer):
 def _l2_normalize(x, axis, eps=1e-12):
     """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
     return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+
+
 # --8<-- [end:cosine_classifier]
 
 
 # --8<-- [start:margin_loss]
-MARGINS = {"normface": normface_logits, "sphereface": sphereface_logits, "cosface": cosface_logits,
-           "arcface": arcface_logits, "combined": combined_margin_logits}
+MARGINS = {
+    "normface": normface_logits,
+    "sphereface": sphereface_logits,
+    "cosface": cosface_logits,
+    "arcface": arcface_logits,
+    "combined": combined_margin_logits,
+}
 
 
 @keras.saving.register_keras_serializable(package="margins")
@@ -213,8 +230,9 @@ class MarginLoss(keras.losses.Loss):
     live in the model's CosineClassifier, not here: a Keras loss holds no trainable weights.
     """
 
-    def __init__(self, margin="arcface", name="margin_loss", reduction="sum_over_batch_size", dtype=None,
-                 **margin_args):
+    def __init__(
+        self, margin="arcface", name="margin_loss", reduction="sum_over_batch_size", dtype=None, **margin_args
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if margin not in MARGINS:
             raise ValueError(f"unknown margin {margin!r}; choose one of {sorted(MARGINS)}")
@@ -229,6 +247,8 @@ class MarginLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, **self.margin_args}
+
+
 # --8<-- [end:margin_loss]
 
 

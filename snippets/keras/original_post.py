@@ -61,6 +61,8 @@ def arcface_loss(y_true, y_pred):
     # changed: was tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y_true, logits=cos_t), which rejects the
     # float labels on TensorFlow; Keras 3's sparse cross-entropy casts them back to integers without a word
     return ops.sparse_categorical_crossentropy(y_true, cos_t, from_logits=True)
+
+
 # --8<-- [end:arcface_loss]
 
 
@@ -81,6 +83,8 @@ def create_model(input_shape, num_classes):
 
     model = Model(inputs, outputs)
     return model
+
+
 # --8<-- [end:create_model]
 
 
@@ -107,6 +111,8 @@ def train_like_the_post(model, loss, x_train, y_train, epochs=10, verbose="auto"
     """The post's training call: Adam, batch 32, 10 epochs."""
     model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     return model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=verbose)
+
+
 # --8<-- [end:train_like_the_post]
 
 
@@ -118,8 +124,9 @@ if __name__ == "__main__":
     y_train = np.random.randint(0, num_classes, 100)
 
     old = train_like_the_post(create_model(input_shape, num_classes), arcface_loss, X_train, y_train, verbose=0)
-    new = train_like_the_post(create_corrected_model(input_shape, num_classes), corrected_loss, X_train, y_train,
-                              verbose=0)
+    new = train_like_the_post(
+        create_corrected_model(input_shape, num_classes), corrected_loss, X_train, y_train, verbose=0
+    )
     for name, history in [("post's code", old), ("corrected  ", new)]:
         losses = ", ".join(f"{v:.3f}" for v in history.history["loss"])
         print(f"{name}: loss per epoch {losses}; last accuracy {history.history['accuracy'][-1]:.2f}")

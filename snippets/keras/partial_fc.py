@@ -65,13 +65,17 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
     if isinstance(num_sample, int) and num_sample > num_classes:
         raise ValueError(f"num_sample={num_sample} exceeds num_classes={num_classes}")
     if isinstance(num_sample, int) and values is not None and num_sample < len(np.unique(values)):
-        raise ValueError(f"num_sample={num_sample} is smaller than the {len(np.unique(values))} distinct classes in labels")
+        raise ValueError(
+            f"num_sample={num_sample} is smaller than the {len(np.unique(values))} distinct classes in labels"
+        )
     labels = ops.cast(labels, "int32")
     hits = ops.scatter(ops.expand_dims(labels, 1), ops.ones_like(labels, dtype="float32"), (num_classes,))
     score = keras.random.uniform((num_classes,), seed=generator)
     score = ops.where(hits > 0, 2.0, score)  # above any uniform draw: present classes are always kept
     index = ops.sort(ops.cast(ops.top_k(score, num_sample, sorted=False)[1], "int32"))
     return index, ops.cast(ops.searchsorted(index, labels), "int32")
+
+
 # --8<-- [end:sample_class_centers]
 
 
@@ -80,8 +84,9 @@ def _margin_logits(cosine, labels, margin, s, m):
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
     if margin == "arcface":
         sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # finite gradient at cos = +-1
-        target = ops.where(cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m),
-                           cos_y * math.cos(m) - sin_y * math.sin(m))
+        target = ops.where(
+            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
+        )
     else:  # cosface
         target = cos_y - m
     is_target = ops.one_hot(labels, ops.shape(cosine)[1], dtype="bool")
@@ -103,8 +108,9 @@ class PartialFC(keras.layers.Layer):
     otherwise all centres are used (the full-softmax loss).
     """
 
-    def __init__(self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5, seed=None,
-                 **kwargs):
+    def __init__(
+        self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if not (0 <= sample_rate <= 1):
             raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
@@ -119,8 +125,11 @@ class PartialFC(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(self.embedding_size, self.num_classes), name="kernel",
-                                      initializer=keras.initializers.RandomNormal(stddev=0.01))
+        self.kernel = self.add_weight(
+            shape=(self.embedding_size, self.num_classes),
+            name="kernel",
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+        )
 
     def call(self, inputs, training=None):
         embeddings, labels = inputs
@@ -128,7 +137,9 @@ class PartialFC(keras.layers.Layer):
             raise ValueError(f"embeddings must have shape [batch, {self.embedding_size}], got {list(embeddings.shape)}")
         labels, _ = _check_labels(labels, self.num_classes)
         if embeddings.shape[0] is not None and labels.shape[0] != embeddings.shape[0]:
-            raise ValueError(f"labels must have shape [{embeddings.shape[0]}] to match the batch, got {list(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [{embeddings.shape[0]}] to match the batch, got {list(labels.shape)}"
+            )
         kernel, target = self.kernel, ops.cast(labels, "int32")
         if training and self.sample_rate < 1:
             wanted, batch = int(self.sample_rate * self.num_classes), embeddings.shape[0]
@@ -150,15 +161,27 @@ class PartialFC(keras.layers.Layer):
         return ()
 
     def get_config(self):
-        return {**super().get_config(), "embedding_size": self.embedding_size, "num_classes": self.num_classes,
-                "sample_rate": self.sample_rate, "margin": self.margin, "s": self.s, "m": self.m, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "embedding_size": self.embedding_size,
+            "num_classes": self.num_classes,
+            "sample_rate": self.sample_rate,
+            "margin": self.margin,
+            "s": self.s,
+            "m": self.m,
+            "seed": self.seed,
+        }
+
+
 # --8<-- [end:partial_fc]
 
 
 if __name__ == "__main__":
     # Worked example: 10 classes, 5 sampled; classes 2 and 7 occur in the batch and are always kept.
     labels = np.array([7, 2, 7])
-    index, remapped = sample_class_centers(labels, num_classes=10, num_sample=5, generator=keras.random.SeedGenerator(0))
+    index, remapped = sample_class_centers(
+        labels, num_classes=10, num_sample=5, generator=keras.random.SeedGenerator(0)
+    )
     index, remapped = ops.convert_to_numpy(index), ops.convert_to_numpy(remapped)
     print("sampled centres:", index.tolist(), " remapped labels:", remapped.tolist())
     print("index[remapped] == labels:", bool(np.all(index[remapped] == labels)))

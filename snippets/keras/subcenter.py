@@ -83,11 +83,13 @@ def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
     cos_t_plus_m = cos_t * math.cos(m) - sin_t * math.sin(m)
     target = ops.where(cos_t >= math.cos(math.pi - m), cos_t_plus_m, cos_t - m * math.sin(m))
     return ops.where(ops.one_hot(labels, num_classes, dtype="bool"), target * s, cosine * s)
+
+
 # --8<-- [end:subcenter_arcface_logits]
 
 
 # --8<-- [start:subcenter_outliers]
-def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=math.radians(75.0)):
+def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi / 180):
     """Dominant sub-centre of each class (the one most of its samples are nearest to) and a [B] bool mask of
     samples more than `max_angle` radians away from their class's dominant sub-centre (likely label noise)."""
     cosine, labels = _check_inputs(cosine, labels, num_subcenters)
@@ -99,6 +101,8 @@ def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=math.radians(
     dominant = ops.argmax(votes, axis=1)  # [C]; classes without samples get sub-centre 0
     outliers = ops.take_along_axis(own, ops.take(dominant, labels)[:, None], axis=1)[:, 0] < math.cos(max_angle)
     return dominant, outliers
+
+
 # --8<-- [end:subcenter_outliers]
 
 
@@ -127,8 +131,12 @@ class SubCenterCosineClassifier(keras.layers.Layer):
         return ops.matmul(x, _l2_normalize(ops.cast(self.kernel, x.dtype), axis=0))
 
     def get_config(self):
-        return {**super().get_config(), "embedding_size": self.embedding_size, "num_classes": self.num_classes,
-                "num_subcenters": self.num_subcenters}
+        return {
+            **super().get_config(),
+            "embedding_size": self.embedding_size,
+            "num_classes": self.num_classes,
+            "num_subcenters": self.num_subcenters,
+        }
 
 
 def _l2_normalize(x, axis, eps=1e-12):
@@ -141,12 +149,20 @@ class SubCenterArcFaceLoss(keras.losses.Loss):
     """ArcFace on the nearest sub-centre + mean cross-entropy: y_true integer class ids [B] (or [B, 1]),
     y_pred the [B, C·K] cosines of a SubCenterCosineClassifier with the same num_subcenters."""
 
-    def __init__(self, num_subcenters=3, s=64.0, m=0.5, name="subcenter_arcface_loss",
-                 reduction="sum_over_batch_size", dtype=None):
+    def __init__(
+        self,
+        num_subcenters=3,
+        s=64.0,
+        m=0.5,
+        name="subcenter_arcface_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.num_subcenters, self.s, self.m = num_subcenters, s, m
-        subcenter_arcface_logits(np.zeros((1, num_subcenters), "float32"), np.zeros(1, "int32"),
-                                 num_subcenters, s, m)  # bad arguments fail now, not at the first batch
+        subcenter_arcface_logits(
+            np.zeros((1, num_subcenters), "float32"), np.zeros(1, "int32"), num_subcenters, s, m
+        )  # bad arguments fail now, not at the first batch
 
     def call(self, y_true, y_pred):
         # Keras casts y_true to float32 before call(): turn it back into class ids (exact for ids below 2**24)
@@ -156,14 +172,15 @@ class SubCenterArcFaceLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "num_subcenters": self.num_subcenters, "s": self.s, "m": self.m}
+
+
 # --8<-- [end:subcenter_arcface]
 
 
 if __name__ == "__main__":
     # Two samples, three classes, K = 2 sub-centres; columns are (class 0: k=0, k=1), (class 1: ...), ...
     # Sample 0 (class 0) is near class 0's SECOND sub-centre: cosine 0.7 there, -0.7 at the first.
-    cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1],
-                       [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]])
+    cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]])
     labels = np.array([0, 1])
     logits = subcenter_arcface_logits(cosine, labels, num_subcenters=2, s=64.0, m=0.5)
     print("backend:", keras.backend.backend())
@@ -174,8 +191,12 @@ if __name__ == "__main__":
     # By hand: the max over sub-centres gives [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], the ArcFace worked example,
     # so the logits are [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]] and the loss is 1.484475.
     dominant, outliers = subcenter_outliers(cosine, labels, num_subcenters=2)
-    print("dominant sub-centre per class:", ops.convert_to_numpy(dominant).tolist(),
-          " outliers (> 75 degrees):", ops.convert_to_numpy(outliers).tolist())
+    print(
+        "dominant sub-centre per class:",
+        ops.convert_to_numpy(dominant).tolist(),
+        " outliers (> 75 degrees):",
+        ops.convert_to_numpy(outliers).tolist(),
+    )
 
     keras.utils.set_random_seed(0)
     layer, loss_fn = SubCenterCosineClassifier(4, 3, num_subcenters=2), SubCenterArcFaceLoss(num_subcenters=2)

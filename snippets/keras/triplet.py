@@ -75,6 +75,8 @@ def pairwise_distances(embeddings):
     squared_norms = ops.sum(x * x, axis=1)
     squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.matmul(x, ops.transpose(x))
     return _safe_sqrt(_clamp_min(squared, 0.0))  # rounding can make the expansion slightly negative
+
+
 # --8<-- [end:pairwise_distances]
 
 
@@ -84,12 +86,16 @@ def triplet_loss(anchor, positive, negative, margin=0.2):
     anchor, _ = _check_inputs(anchor, None, margin)
     positive, negative = ops.convert_to_tensor(positive), ops.convert_to_tensor(negative)
     if positive.shape != anchor.shape or negative.shape != anchor.shape:
-        raise ValueError(f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
-                         f"{tuple(positive.shape)}, {tuple(negative.shape)}")
+        raise ValueError(
+            f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
+            f"{tuple(positive.shape)}, {tuple(negative.shape)}"
+        )
     anchor, positive, negative = (_float32(x) for x in (anchor, positive, negative))  # float32 for bf16/fp16
     d_ap = _safe_sqrt(ops.sum(ops.square(anchor - positive), axis=1))
     d_an = _safe_sqrt(ops.sum(ops.square(anchor - negative), axis=1))
     return ops.mean(ops.relu(d_ap - d_an + margin))
+
+
 # --8<-- [end:triplet_loss]
 
 
@@ -115,6 +121,8 @@ def batch_hard_triplet_loss(embeddings, labels, margin=0.2):
     losses = ops.relu(hardest_positive - hardest_negative + margin)  # anchors without a pair: masked out below
     count = ops.sum(ops.cast(valid, distances.dtype))
     return ops.sum(ops.where(valid, losses, 0.0)) / ops.maximum(count, 1.0)
+
+
 # --8<-- [end:batch_hard_triplet_loss]
 
 
@@ -129,6 +137,8 @@ def batch_all_triplet_loss(embeddings, labels, margin=0.2):
     losses = ops.where(valid, losses, 0.0)
     count = ops.sum(ops.cast(losses > 0, losses.dtype))
     return ops.sum(losses) / ops.maximum(count, 1.0)
+
+
 # --8<-- [end:batch_all_triplet_loss]
 
 
@@ -143,8 +153,9 @@ class BatchTripletLoss(keras.losses.Loss):
     model.compile(loss=BatchTripletLoss("hard", margin=0.2)); the loss is already a mean over the batch.
     """
 
-    def __init__(self, mining="hard", margin=0.2, name="batch_triplet_loss", reduction="sum_over_batch_size",
-                 dtype=None):
+    def __init__(
+        self, mining="hard", margin=0.2, name="batch_triplet_loss", reduction="sum_over_batch_size", dtype=None
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if mining not in MINING:
             raise ValueError(f"unknown mining {mining!r}; choose one of {sorted(MINING)}")
@@ -159,6 +170,8 @@ class BatchTripletLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "mining": self.mining, "margin": self.margin}
+
+
 # --8<-- [end:batch_triplet_loss]
 
 
@@ -178,12 +191,14 @@ def pk_batches(labels, p, k, seed=None):
     batches = []
     for start in range(0, len(order) - p + 1, p):  # drop the last incomplete group of classes
         batch = []
-        for c in order[start:start + p]:
+        for c in order[start : start + p]:
             members = np.flatnonzero(labels == c)
             pick = rng.permutation(len(members))[:k] if len(members) >= k else rng.integers(len(members), size=k)
             batch += members[pick].tolist()
         batches.append(batch)
     return batches
+
+
 # --8<-- [end:pk_batches]
 
 

@@ -19,9 +19,9 @@ SOURCES = sorted(ROOT.glob("docs/*/tutorial*.py"))
 
 def render(source: Path) -> str:
     notebook = jupytext.read(source, fmt="py:percent")
-    notebook.metadata.pop("jupytext", None)          # the .ipynb is not paired back: one direction only
+    notebook.metadata.pop("jupytext", None)  # the .ipynb is not paired back: one direction only
     notebook.metadata["language_info"] = {"name": "python"}
-    for number, cell in enumerate(notebook.cells):   # nbformat would give random ids: keep the file reproducible
+    for number, cell in enumerate(notebook.cells):  # nbformat would give random ids: keep the file reproducible
         cell["id"] = f"cell-{number:02d}"
     return jupytext.writes(notebook, fmt="ipynb")
 

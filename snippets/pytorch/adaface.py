@@ -34,7 +34,9 @@ from torch import nn
 def _check_inputs(cosine, labels, s, m):
     """Short ValueErrors for the mistakes that would otherwise give a silently wrong loss."""
     if not torch.is_tensor(cosine) or cosine.ndim != 2:
-        raise ValueError(f"cosine must be a 2-D tensor [batch, classes], got shape {tuple(getattr(cosine, 'shape', ()))}")
+        raise ValueError(
+            f"cosine must be a 2-D tensor [batch, classes], got shape {tuple(getattr(cosine, 'shape', ()))}"
+        )
     if not cosine.is_floating_point():
         raise ValueError(f"cosine must be a floating-point tensor, got {cosine.dtype}")
     if cosine.shape[0] == 0:
@@ -45,7 +47,9 @@ def _check_inputs(cosine, labels, s, m):
         raise ValueError(f"labels must have shape [{cosine.shape[0]}] to match the batch, got {list(labels.shape)}")
     num_classes = cosine.shape[1]
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}"
+        )
     if not (math.isfinite(s) and s > 0):
         raise ValueError(f"s must be a positive finite scale, got {s}")
     if not (0 <= m < math.pi / 2):
@@ -78,6 +82,8 @@ def adaface_logits(cosine, norms, labels, batch_mean, batch_std, s=64.0, m=0.4, 
     theta_m = torch.clamp(theta - m * ms, eps, math.pi - eps)  # angular margin g_angle = -m * ms
     target = torch.cos(theta_m) - m * (1 + ms)  # additive margin g_add = m * (1 + ms)
     return s * cosine.scatter(1, index, target.unsqueeze(1))
+
+
 # --8<-- [end:adaface_logits]
 
 
@@ -100,7 +106,9 @@ class AdaFace(nn.Module):
 
     def forward(self, embeddings, labels):
         if embeddings.ndim != 2 or embeddings.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"embeddings must have shape [batch, {self.weight.shape[1]}], got {list(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must have shape [batch, {self.weight.shape[1]}], got {list(embeddings.shape)}"
+            )
         dtype = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
         norms = torch.linalg.vector_norm(embeddings.detach().to(dtype), dim=1).clamp(1e-3, 100)  # as head.py
         cosine = F.linear(F.normalize(embeddings, eps=1e-12), F.normalize(self.weight, eps=1e-12)).clamp(-1, 1)
@@ -112,6 +120,8 @@ class AdaFace(nn.Module):
                 if norms.numel() > 1:  # the unbiased std of one value is NaN: keep the old sigma
                     self.batch_std.mul_(1 - a).add_(a * norms.std(correction=1))
         return adaface_logits(cosine, norms, labels, self.batch_mean, self.batch_std, self.s, self.m, self.h, self.eps)
+
+
 # --8<-- [end:adaface]
 
 

@@ -32,7 +32,9 @@ from torch import nn
 def _check_inputs(cosine, labels, s, m):
     """Short ValueErrors for the mistakes that would otherwise give a silently wrong loss."""
     if not torch.is_tensor(cosine) or cosine.ndim != 2:
-        raise ValueError(f"cosine must be a 2-D tensor [batch, classes], got shape {tuple(getattr(cosine, 'shape', ()))}")
+        raise ValueError(
+            f"cosine must be a 2-D tensor [batch, classes], got shape {tuple(getattr(cosine, 'shape', ()))}"
+        )
     if not cosine.is_floating_point():
         raise ValueError(f"cosine must be a floating-point tensor, got {cosine.dtype}")
     if cosine.shape[0] == 0:
@@ -43,7 +45,9 @@ def _check_inputs(cosine, labels, s, m):
         raise ValueError(f"labels must have shape [{cosine.shape[0]}] to match the batch, got {list(labels.shape)}")
     num_classes = cosine.shape[1]
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}"
+        )
     if not (math.isfinite(s) and s > 0):
         raise ValueError(f"s must be a positive finite scale, got {s}")
     if not (0 <= m < math.pi / 2):
@@ -68,6 +72,8 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
     hard = cosine > cos_y_m  # compared with cos(theta_y + m), as in the authors' code; a mask, no gradient
     logits = torch.where(hard, cosine * (t + cosine), cosine)
     return s * logits.scatter(1, index, target)
+
+
 # --8<-- [end:curricularface_logits]
 
 
@@ -89,7 +95,9 @@ class CurricularFace(nn.Module):
 
     def forward(self, embeddings, labels):
         if embeddings.ndim != 2 or embeddings.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"embeddings must have shape [batch, {self.weight.shape[1]}], got {list(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must have shape [batch, {self.weight.shape[1]}], got {list(embeddings.shape)}"
+            )
         cosine = F.linear(F.normalize(embeddings, eps=1e-12), F.normalize(self.weight, eps=1e-12)).clamp(-1, 1)
         if self.training:
             _check_inputs(cosine, labels, self.s, self.m)  # before gather: bad labels must not move t
@@ -97,6 +105,8 @@ class CurricularFace(nn.Module):
                 cos_y = cosine.detach().to(self.t.dtype).gather(1, labels.long().unsqueeze(1))
                 self.t.mul_(1 - self.momentum).add_(self.momentum * cos_y.mean())
         return curricularface_logits(cosine, labels, self.t, self.s, self.m)
+
+
 # --8<-- [end:curricularface]
 
 

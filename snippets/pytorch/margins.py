@@ -56,8 +56,9 @@ def _check_inputs(cosine, labels, s):
     if labels.dim() != 1 or labels.shape[0] != cosine.shape[0]:
         raise ValueError(f"labels must have shape [{cosine.shape[0]}] to match cosine, got {tuple(labels.shape)}")
     if labels.min() < 0 or labels.max() >= cosine.shape[1]:
-        raise ValueError(f"labels must lie in [0, {cosine.shape[1]}), got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"labels must lie in [0, {cosine.shape[1]}), got values in [{int(labels.min())}, {int(labels.max())}]"
+        )
     if not (s > 0 and math.isfinite(s)):
         raise ValueError(f"scale s must be a finite number > 0, got {s}")
 
@@ -76,6 +77,8 @@ def _with_target(cosine, labels, target, s):
     """s·cosine with the target column replaced by `target` (only B values are written)."""
     logits = cosine * s
     return logits.scatter_(1, labels[:, None].long(), target * s)  # in place on a fresh tensor: one copy fewer
+
+
 # --8<-- [end:target_column]
 
 
@@ -84,6 +87,8 @@ def normface_logits(cosine, labels, s=30.0):
     """NormFace: s·cos θ for every class, no margin."""
     _check_inputs(cosine, labels, s)
     return cosine.to(torch.promote_types(cosine.dtype, torch.float32)) * s
+
+
 # --8<-- [end:normface_logits]
 
 
@@ -102,6 +107,8 @@ def sphereface_logits(cosine, labels, s=30.0, m=4):
         k = torch.floor(m * torch.atan2(sin_t, cos_t) / math.pi).clamp(max=m - 1)
     psi = (1 - 2 * (k % 2)) * cos_m_theta - 2 * k
     return _with_target(cosine, labels, psi, s)
+
+
 # --8<-- [end:sphereface_logits]
 
 
@@ -113,6 +120,8 @@ def cosface_logits(cosine, labels, s=64.0, m=0.35):
         raise ValueError(f"CosFace margin m must be in [0, 2) (cos θ - m ≥ -1 somewhere), got {m}")
     cosine, cos_t, _ = _target(cosine, labels)
     return _with_target(cosine, labels, cos_t - m, s)
+
+
 # --8<-- [end:cosface_logits]
 
 
@@ -127,6 +136,8 @@ def arcface_logits(cosine, labels, s=64.0, m=0.5):
     fallback = cos_t - m * math.sin(m)  # past θ + m > π, cos(θ + m) would rise again
     target = torch.where(cos_t >= math.cos(math.pi - m), cos_t_plus_m, fallback)
     return _with_target(cosine, labels, target, s)
+
+
 # --8<-- [end:arcface_logits]
 
 
@@ -146,6 +157,8 @@ def combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0):
         k = torch.floor(phi / math.pi)
     target = (1 - 2 * (k % 2)) * torch.cos(phi) - 2 * k - m3  # k = 0 inside the monotone range
     return _with_target(cosine, labels, target, s)
+
+
 # --8<-- [end:combined_margin_logits]
 
 
@@ -160,16 +173,24 @@ class CosineClassifier(nn.Module):
 
     def forward(self, embeddings):
         if embeddings.dim() != 2 or embeddings.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"embeddings must have shape [batch, {self.weight.shape[1]}], "
-                             f"got {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must have shape [batch, {self.weight.shape[1]}], got {tuple(embeddings.shape)}"
+            )
         # eps: an all-zero embedding gives cosine 0 everywhere instead of NaN
         return F.linear(F.normalize(embeddings, dim=1, eps=1e-12), F.normalize(self.weight, dim=1, eps=1e-12))
+
+
 # --8<-- [end:cosine_classifier]
 
 
 # --8<-- [start:margin_loss]
-MARGINS = {"normface": normface_logits, "sphereface": sphereface_logits, "cosface": cosface_logits,
-           "arcface": arcface_logits, "combined": combined_margin_logits}
+MARGINS = {
+    "normface": normface_logits,
+    "sphereface": sphereface_logits,
+    "cosface": cosface_logits,
+    "arcface": arcface_logits,
+    "combined": combined_margin_logits,
+}
 
 
 class MarginLoss(nn.Module):
@@ -189,6 +210,8 @@ class MarginLoss(nn.Module):
     def forward(self, embeddings, labels):
         logits = self.margin_logits(self.classifier(embeddings), labels, **self.margin_args)
         return F.cross_entropy(logits, labels.long())
+
+
 # --8<-- [end:margin_loss]
 
 

@@ -39,7 +39,9 @@ def _check_labels(labels, num_classes):
     if labels.numel() == 0:
         raise ValueError("empty batch: labels has 0 entries")
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}"
+        )
 
 
 # --8<-- [start:sample_class_centers]
@@ -59,6 +61,8 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
     score[positive] = 2.0  # above any uniform draw: present classes are always among the top num_sample
     index = torch.topk(score, num_sample, sorted=False).indices.sort().values
     return index, torch.searchsorted(index, labels)
+
+
 # --8<-- [end:sample_class_centers]
 
 
@@ -70,8 +74,9 @@ def _margin_logits(cosine, labels, margin, s, m):
     cos_y = cosine.gather(1, index)
     if margin == "arcface":
         sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # finite gradient at cos = +-1
-        target = torch.where(cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m),
-                             cos_y * math.cos(m) - sin_y * math.sin(m))
+        target = torch.where(
+            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
+        )
     else:  # cosface
         target = cos_y - m
     return s * cosine.scatter(1, index, target)
@@ -100,10 +105,14 @@ class PartialFC(nn.Module):
 
     def forward(self, embeddings, labels):
         if embeddings.ndim != 2 or embeddings.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"embeddings must have shape [batch, {self.weight.shape[1]}], got {list(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must have shape [batch, {self.weight.shape[1]}], got {list(embeddings.shape)}"
+            )
         _check_labels(labels, self.num_classes)
         if labels.shape[0] != embeddings.shape[0]:
-            raise ValueError(f"labels must have shape [{embeddings.shape[0]}] to match the batch, got {list(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [{embeddings.shape[0]}] to match the batch, got {list(labels.shape)}"
+            )
         weight, target = self.weight, labels.long()
         if self.training and self.sample_rate < 1:
             num_sample = min(self.num_classes, max(int(self.sample_rate * self.num_classes), labels.shape[0]))
@@ -111,13 +120,17 @@ class PartialFC(nn.Module):
             weight = self.weight[index]  # only these rows get a gradient this step
         cosine = F.linear(F.normalize(embeddings, eps=1e-12), F.normalize(weight, eps=1e-12)).clamp(-1, 1)
         return F.cross_entropy(_margin_logits(cosine, target, self.margin, self.s, self.m), target)
+
+
 # --8<-- [end:partial_fc]
 
 
 if __name__ == "__main__":
     # Worked example: 10 classes, 5 sampled; classes 2 and 7 occur in the batch and are always kept.
     labels = torch.tensor([7, 2, 7])
-    index, remapped = sample_class_centers(labels, num_classes=10, num_sample=5, generator=torch.Generator().manual_seed(0))
+    index, remapped = sample_class_centers(
+        labels, num_classes=10, num_sample=5, generator=torch.Generator().manual_seed(0)
+    )
     print("sampled centres:", index.tolist(), " remapped labels:", remapped.tolist())
     print("index[remapped] == labels:", torch.equal(index[remapped], labels))
 

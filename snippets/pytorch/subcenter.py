@@ -32,8 +32,9 @@ def _check_inputs(cosine, labels, num_subcenters):
     if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
         raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
     if cosine.dim() != 2 or not cosine.is_floating_point():
-        raise ValueError(f"cosine must be a 2-D float tensor [batch, classes·K], got {cosine.dtype} "
-                         f"of shape {tuple(cosine.shape)}")
+        raise ValueError(
+            f"cosine must be a 2-D float tensor [batch, classes·K], got {cosine.dtype} of shape {tuple(cosine.shape)}"
+        )
     if cosine.shape[0] == 0 or cosine.shape[1] == 0:
         raise ValueError(f"cosine is empty (shape {tuple(cosine.shape)}): need at least one sample and one class")
     if cosine.shape[1] % num_subcenters:
@@ -44,8 +45,9 @@ def _check_inputs(cosine, labels, num_subcenters):
     if labels.dim() != 1 or labels.shape[0] != cosine.shape[0]:
         raise ValueError(f"labels must have shape [{cosine.shape[0]}] to match cosine, got {tuple(labels.shape)}")
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes}), got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values in [{int(labels.min())}, {int(labels.max())}]"
+        )
 
 
 # --8<-- [start:subcenter_arcface_logits]
@@ -64,11 +66,13 @@ def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
     cos_t_plus_m = cos_t * math.cos(m) - sin_t * math.sin(m)
     target = torch.where(cos_t >= math.cos(math.pi - m), cos_t_plus_m, cos_t - m * math.sin(m))
     return (cosine * s).scatter_(1, index, target * s)
+
+
 # --8<-- [end:subcenter_arcface_logits]
 
 
 # --8<-- [start:subcenter_outliers]
-def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=math.radians(75.0)):
+def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi / 180):
     """Dominant sub-centre of each class (the one most of its samples are nearest to) and a [B] bool mask of
     samples more than `max_angle` radians away from their class's dominant sub-centre (likely label noise)."""
     _check_inputs(cosine, labels, num_subcenters)
@@ -81,6 +85,8 @@ def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=math.radians(
         dominant = votes.argmax(dim=1)  # [C]; classes without samples get sub-centre 0
         outliers = own.gather(1, dominant[labels][:, None])[:, 0] < math.cos(max_angle)
     return dominant, outliers
+
+
 # --8<-- [end:subcenter_outliers]
 
 
@@ -93,27 +99,32 @@ class SubCenterArcFace(nn.Module):
         self.num_subcenters, self.s, self.m = num_subcenters, s, m
         self.weight = nn.Parameter(torch.empty(num_classes * num_subcenters, embedding_size))
         nn.init.normal_(self.weight, std=0.01)  # the scale is irrelevant: rows are normalised in forward
-        subcenter_arcface_logits(torch.zeros(1, num_subcenters), torch.zeros(1, dtype=torch.long),
-                                 num_subcenters, s, m)  # bad arguments fail now, not at the first batch
+        subcenter_arcface_logits(
+            torch.zeros(1, num_subcenters), torch.zeros(1, dtype=torch.long), num_subcenters, s, m
+        )  # bad arguments fail now, not at the first batch
 
     def cosine(self, embeddings):
         """[B, C·K] cosines between normalised embeddings and normalised sub-centres."""
         if embeddings.dim() != 2 or embeddings.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"embeddings must have shape [batch, {self.weight.shape[1]}], "
-                             f"got {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must have shape [batch, {self.weight.shape[1]}], got {tuple(embeddings.shape)}"
+            )
         return F.linear(F.normalize(embeddings, dim=1, eps=1e-12), F.normalize(self.weight, dim=1, eps=1e-12))
 
     def forward(self, embeddings, labels):
         logits = subcenter_arcface_logits(self.cosine(embeddings), labels, self.num_subcenters, self.s, self.m)
         return F.cross_entropy(logits, labels.long())
+
+
 # --8<-- [end:subcenter_arcface]
 
 
 if __name__ == "__main__":
     # Two samples, three classes, K = 2 sub-centres; columns are (class 0: k=0, k=1), (class 1: ...), ...
     # Sample 0 (class 0) is near class 0's SECOND sub-centre: cosine 0.7 there, -0.7 at the first.
-    cosine = torch.tensor([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1],
-                           [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype=torch.float64)
+    cosine = torch.tensor(
+        [[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype=torch.float64
+    )
     labels = torch.tensor([0, 1])
     logits = subcenter_arcface_logits(cosine, labels, num_subcenters=2, s=64.0, m=0.5)
     print("nearest-sub-centre cosines:", cosine.view(2, 3, 2).amax(2).tolist())

@@ -31,16 +31,19 @@ import torch.nn.functional as F
 def _check_inputs(embeddings, labels, margin):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if embeddings.dim() != 2 or not embeddings.is_floating_point():
-        raise ValueError(f"embeddings must be a 2-D float tensor [batch, dim], got {embeddings.dtype} "
-                         f"of shape {tuple(embeddings.shape)}")
+        raise ValueError(
+            f"embeddings must be a 2-D float tensor [batch, dim], got {embeddings.dtype} "
+            f"of shape {tuple(embeddings.shape)}"
+        )
     if embeddings.shape[0] == 0:
         raise ValueError("embeddings is an empty batch: need at least one row")
     if labels is not None:
         if labels.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
             raise ValueError(f"labels must be an integer tensor, got {labels.dtype}")
         if labels.dim() != 1 or labels.shape[0] != embeddings.shape[0]:
-            raise ValueError(f"labels must have shape [{embeddings.shape[0]}] to match embeddings, "
-                             f"got {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [{embeddings.shape[0]}] to match embeddings, got {tuple(labels.shape)}"
+            )
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
 
@@ -58,6 +61,8 @@ def pairwise_distances(embeddings):
         squared_norms = (x * x).sum(dim=1)
         squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * x @ x.T
     return _safe_sqrt(squared.clamp(min=0.0))  # rounding can make the expansion slightly negative
+
+
 # --8<-- [end:pairwise_distances]
 
 
@@ -66,13 +71,18 @@ def triplet_loss(anchor, positive, negative, margin=0.2):
     """Mean over rows of max(0, d(a, p) - d(a, n) + margin) for given [B, D] triplets."""
     _check_inputs(anchor, None, margin)
     if positive.shape != anchor.shape or negative.shape != anchor.shape:
-        raise ValueError(f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
-                         f"{tuple(positive.shape)}, {tuple(negative.shape)}")
-    anchor, positive, negative = (x.to(torch.promote_types(x.dtype, torch.float32))
-                                  for x in (anchor, positive, negative))  # float32 for bf16/fp16 inputs
+        raise ValueError(
+            f"anchor, positive and negative must have the same shape, got {tuple(anchor.shape)}, "
+            f"{tuple(positive.shape)}, {tuple(negative.shape)}"
+        )
+    anchor, positive, negative = (
+        x.to(torch.promote_types(x.dtype, torch.float32)) for x in (anchor, positive, negative)
+    )  # float32 for bf16/fp16 inputs
     d_ap = _safe_sqrt(((anchor - positive) ** 2).sum(dim=1))
     d_an = _safe_sqrt(((anchor - negative) ** 2).sum(dim=1))
     return F.relu(d_ap - d_an + margin).mean()
+
+
 # --8<-- [end:triplet_loss]
 
 
@@ -88,6 +98,8 @@ def batch_hard_triplet_loss(embeddings, labels, margin=0.2):
     valid = positive.any(dim=1) & (~same).any(dim=1)
     losses = F.relu(hardest_positive - hardest_negative + margin)  # 0 (not NaN) for anchors without a pair
     return losses[valid].sum() / valid.sum().clamp(min=1)
+
+
 # --8<-- [end:batch_hard_triplet_loss]
 
 
@@ -101,6 +113,8 @@ def batch_all_triplet_loss(embeddings, labels, margin=0.2):
     valid = positive[:, :, None] & ~same[:, None, :]  # [a, p, n]
     losses = F.relu(distances[:, :, None] - distances[:, None, :] + margin) * valid  # d(a,p) - d(a,n) + α
     return losses.sum() / (losses > 0).sum().clamp(min=1)
+
+
 # --8<-- [end:batch_all_triplet_loss]
 
 
@@ -119,7 +133,7 @@ def pk_batches(labels, p, k, generator=None):
     batches = []
     for start in range(0, len(order) - p + 1, p):  # drop the last incomplete group of classes
         batch = []
-        for c in order[start:start + p]:
+        for c in order[start : start + p]:
             members = (labels == c).nonzero()[:, 0]
             if len(members) >= k:
                 pick = torch.randperm(len(members), generator=generator)[:k]
@@ -128,6 +142,8 @@ def pk_batches(labels, p, k, generator=None):
             batch += members[pick].tolist()
         batches.append(batch)
     return batches
+
+
 # --8<-- [end:pk_batches]
 
 

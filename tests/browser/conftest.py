@@ -6,8 +6,8 @@ When CI=true a missing Chromium is a failure, never a skip.
 
 import functools
 import gzip
-import io
 import http.server
+import io
 import os
 import shutil
 import threading
@@ -17,8 +17,14 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
 ]
 
 
@@ -46,7 +52,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         if not (accepts_gzip and path.endswith(self.COMPRESS) and os.path.isfile(path)):
             return super().send_head()
         if os.path.isdir(self.translate_path(self.path)) and not self.path.split("?")[0].endswith("/"):
-            return super().send_head()          # let the base class redirect /dir to /dir/
+            return super().send_head()  # let the base class redirect /dir to /dir/
         with open(path, "rb") as f:
             body = gzip.compress(f.read(), mtime=0)
         self.send_response(200)

@@ -55,5 +55,8 @@ def test_code_blocks_have_a_copy_button(page, base_url, built_site):
     page.goto(f"{base_url}/{slug}/", wait_until="networkidle")
     blocks = page.locator(".highlight").count()
     assert blocks > 0
-    assert page.locator(".highlight button.md-code__button[data-md-type=copy]").count() == page.locator(".highlight pre").count()
+    assert (
+        page.locator(".highlight button.md-code__button[data-md-type=copy]").count()
+        == page.locator(".highlight pre").count()
+    )
     assert_clean_load(page)

@@ -5,7 +5,6 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-
 from site_pages import ALL_PAGES, ROOT, SUMMARY, url_of
 
 pytestmark = [pytest.mark.site, pytest.mark.browser]
@@ -22,12 +21,15 @@ def load(page, base_url, path):
     return sizes
 
 
-@pytest.mark.parametrize("lang, path", ALL_PAGES, ids=[f"{l}:/{p}" for l, p in ALL_PAGES])
+@pytest.mark.parametrize("lang, path", ALL_PAGES, ids=[f"{lang}:/{p}" for lang, p in ALL_PAGES])
 def test_page(page, base_url, lang, path):
     url = url_of(lang, path)
     sizes = load(page, base_url, url)
-    row = {"page": "/" + url, "requests": len(sizes),
-           "bytes": sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes)}
+    row = {
+        "page": "/" + url,
+        "requests": len(sizes),
+        "bytes": sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes),
+    }
 
     # Clean load, nothing from outside.
     assert page.record.console_errors == [], page.record.console_errors
@@ -40,7 +42,8 @@ def test_page(page, base_url, lang, path):
     page.eval_on_selector_all("article img", "els => els.forEach(e => { e.loading = 'eager'; e.scrollIntoView(); })")
     page.wait_for_function("[...document.querySelectorAll('article img')].every(e => e.complete)", timeout=15000)
     images = page.eval_on_selector_all(
-        "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))")
+        "article img", "els => els.map(e => ({src: e.currentSrc || e.src, w: e.naturalWidth, alt: e.alt}))"
+    )
     row["bytes_with_figures"] = sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes)
     assert [i["src"] for i in images if i["w"] == 0] == [], "images that did not load"
     assert [i["src"] for i in images if not i["alt"].strip()] == [], "images without alt text"
@@ -61,8 +64,10 @@ def test_page(page, base_url, lang, path):
 
     # Accessibility: axe-core, served from our own node_modules.
     page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => { const r = await axe.run(document); "
-                           "return r.violations.map(v => ({id: v.id, impact: v.impact, n: v.nodes.length})); }")
+    result = page.evaluate(
+        "async () => { const r = await axe.run(document); "
+        "return r.violations.map(v => ({id: v.id, impact: v.impact, n: v.nodes.length})); }"
+    )
     counts = {k: sum(1 for v in result if v["impact"] == k) for k in ("critical", "serious", "moderate", "minor")}
     row.update(counts)
     SUMMARY.append(row)
@@ -70,4 +75,6 @@ def test_page(page, base_url, lang, path):
     assert serious == [], f"axe serious/critical violations: {serious}"
 
     assert row["bytes"] <= MAX_BYTES, f"first load transfers {row['bytes']} bytes"
-    assert row["bytes_with_figures"] <= MAX_BYTES, f"with its lazy figures the page transfers {row['bytes_with_figures']}"
+    assert row["bytes_with_figures"] <= MAX_BYTES, (
+        f"with its lazy figures the page transfers {row['bytes_with_figures']}"
+    )

@@ -5,7 +5,6 @@ import re
 import textwrap
 
 import pytest
-
 from site_pages import ALL_PAGES, DOCS, ROOT, url_of
 
 pytestmark = [pytest.mark.site, pytest.mark.browser]
@@ -25,9 +24,9 @@ def pages_with_tabs(lang="ko"):
 def section_text(path, name):
     """The lines between `# --8<-- [start:name]` and `[end:name]`, dedented like pymdownx.snippets does."""
     lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
-    start = next(i for i, l in enumerate(lines) if re.search(rf"--8<-- \[start:{name}\]", l))
-    end = next(i for i, l in enumerate(lines) if re.search(rf"--8<-- \[end:{name}\]", l))
-    return textwrap.dedent("\n".join(lines[start + 1:end])).strip("\n")
+    start = next(i for i, line in enumerate(lines) if re.search(rf"--8<-- \[start:{name}\]", line))
+    end = next(i for i, line in enumerate(lines) if re.search(rf"--8<-- \[end:{name}\]", line))
+    return textwrap.dedent("\n".join(lines[start + 1 : end])).strip("\n")
 
 
 def test_chosen_framework_tab_follows_the_reader_to_the_next_page(page, base_url):
@@ -38,7 +37,8 @@ def test_chosen_framework_tab_follows_the_reader_to_the_next_page(page, base_url
     page.goto(f"{base_url}/{tabbed[1]}/", wait_until="networkidle")
     selected = page.locator(".tabbed-set").first.evaluate(
         "set => { const i = [...set.querySelectorAll(':scope > input')].findIndex(x => x.checked);"
-        " return set.querySelectorAll(':scope > .tabbed-labels > label')[i].innerText.trim(); }")
+        " return set.querySelectorAll(':scope > .tabbed-labels > label')[i].innerText.trim(); }"
+    )
     assert selected == "Keras"
 
 
@@ -50,8 +50,11 @@ def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(f"{base_url}/{slug}/", wait_until="networkidle")
-    index = page.evaluate("""p => [...document.querySelectorAll('.highlight')]
-        .findIndex(b => b.querySelector('.filename') && b.querySelector('.filename').textContent.trim() === p)""", path)
+    index = page.evaluate(
+        """p => [...document.querySelectorAll('.highlight')]
+        .findIndex(b => b.querySelector('.filename') && b.querySelector('.filename').textContent.trim() === p)""",
+        path,
+    )
     assert index >= 0, f"no code block titled {path}"
     block = page.locator(".highlight").nth(index)
     block.scroll_into_view_if_needed()
@@ -68,7 +71,7 @@ def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query
     page.goto(f"{base_url}/{prefix}", wait_until="networkidle")
     page.locator("input.md-search__input").click()
     page.locator("input.md-search__input").fill(query)
-    page.keyboard.press("End")      # Material searches on key events; fill() alone sends none for Hangul
+    page.keyboard.press("End")  # Material searches on key events; fill() alone sends none for Hangul
     results = page.locator(".md-search-result__item a")
     results.first.wait_for(timeout=15000)
     hrefs = results.evaluate_all("as => as.map(a => new URL(a.href).pathname)")
@@ -95,11 +98,10 @@ def test_dark_mode_switches_palette_and_keeps_figures_readable(page, base_url):
 
 
 def pages_with_figures(lang="ko"):
-    return [md.stem for md in sorted((DOCS / lang).glob("*.md"))
-            if "assets/figures/" in md.read_text(encoding="utf-8")]
+    return [md.stem for md in sorted((DOCS / lang).glob("*.md")) if "assets/figures/" in md.read_text(encoding="utf-8")]
 
 
-@pytest.mark.parametrize("lang, path", ALL_PAGES, ids=[f"{l}:/{p}" for l, p in ALL_PAGES])
+@pytest.mark.parametrize("lang, path", ALL_PAGES, ids=[f"{lang}:/{p}" for lang, p in ALL_PAGES])
 def test_phone_layout_has_no_horizontal_page_scroll(browser, base_url, lang, path):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()

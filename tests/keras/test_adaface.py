@@ -7,8 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from keras_parity import (BACKEND, assert_parity, keras_ce, keras_value_and_grad, run_keras_snippet,
-                          torch_value_and_grad, twin_heads)
+from keras_parity import (
+    BACKEND,
+    assert_parity,
+    keras_ce,
+    keras_value_and_grad,
+    run_keras_snippet,
+    torch_value_and_grad,
+    twin_heads,
+)
 from snippet_loader import load_snippet
 
 ka = load_snippet("keras/adaface.py")
@@ -42,11 +49,14 @@ def test_adaface_logits_loss_and_gradient_match_pytorch_twin(batch):
     tl = torch.from_numpy(labels)
     logits = ops.convert_to_numpy(ka.adaface_logits(cosine, norms, labels, **STATS))
     assert logits.dtype == np.float32
-    assert_parity(logits, pa.adaface_logits(torch.from_numpy(cosine), torch.from_numpy(norms), tl, **STATS).numpy(), "logits")
+    assert_parity(
+        logits, pa.adaface_logits(torch.from_numpy(cosine), torch.from_numpy(norms), tl, **STATS).numpy(), "logits"
+    )
 
     loss, grad = keras_value_and_grad(lambda c: keras_ce(ka.adaface_logits(c, norms, labels, **STATS), labels), cosine)
     ref_loss, ref_grad = torch_value_and_grad(
-        lambda c: F.cross_entropy(pa.adaface_logits(c, torch.from_numpy(norms), tl, **STATS), tl), cosine)
+        lambda c: F.cross_entropy(pa.adaface_logits(c, torch.from_numpy(norms), tl, **STATS), tl), cosine
+    )
     assert_parity(loss, ref_loss, "loss")
     assert np.all(np.isfinite(grad))
     assert_parity(grad, ref_grad, "d loss / d cosine")
@@ -55,7 +65,9 @@ def test_adaface_logits_loss_and_gradient_match_pytorch_twin(batch):
 def test_adaface_worked_example_e6():
     cosine = np.array([[0.8, 0.3, -0.2], [0.1, 0.6, -0.4], [0.2, -0.1, 0.5]], "float32")
     labels = np.array([0, 1, 2])
-    logits = ops.convert_to_numpy(ka.adaface_logits(cosine, np.array([10.0, 20.0, 30.0], "float32"), labels, 20.0, 10.0))
+    logits = ops.convert_to_numpy(
+        ka.adaface_logits(cosine, np.array([10.0, 20.0, 30.0], "float32"), labels, 20.0, 10.0)
+    )
     np.testing.assert_allclose(logits[np.arange(3), labels], [28.57124636824269, 12.8, 4.952802765348373], rtol=1e-6)
     assert float(keras_ce(logits, labels)) == pytest.approx(2.616444440253509, rel=1e-5)
 
@@ -103,7 +115,9 @@ def test_adaface_layer_gradient_wrt_embeddings_matches_pytorch():
     x[4] = 0.0  # an all-zero embedding: finite gradient
     y = np.array([0, 1, 2, 3, 1])
     loss, grad = keras_value_and_grad(lambda e: keras_ce(layer([e, y], training=False), y), x)
-    ref_loss, ref_grad = torch_value_and_grad(lambda e: F.cross_entropy(module(e, torch.from_numpy(y)), torch.from_numpy(y)), x)
+    ref_loss, ref_grad = torch_value_and_grad(
+        lambda e: F.cross_entropy(module(e, torch.from_numpy(y)), torch.from_numpy(y)), x
+    )
     assert np.all(np.isfinite(grad))
     assert_parity(loss, ref_loss, "loss")
     assert_parity(grad, ref_grad, "d loss / d embeddings")
@@ -111,9 +125,13 @@ def test_adaface_layer_gradient_wrt_embeddings_matches_pytorch():
 
 def build_model(num_classes=4):
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    logits = ka.AdaFace(embedding_size=16, num_classes=num_classes, name="adaface")([keras.layers.Dense(16)(x_in), y_in])
+    logits = ka.AdaFace(embedding_size=16, num_classes=num_classes, name="adaface")(
+        [keras.layers.Dense(16)(x_in), y_in]
+    )
     model = keras.Model([x_in, y_in], logits)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -141,25 +159,40 @@ def test_adaface_model_save_and_load_give_same_predictions(tmp_path):
     model.save(tmp_path / "adaface.keras")
     loaded = keras.models.load_model(tmp_path / "adaface.keras")
     head, loaded_head = model.get_layer("adaface"), loaded.get_layer("adaface")
-    assert float(loaded_head.batch_std) == float(head.batch_std) and float(loaded_head.batch_mean) == float(head.batch_mean)
+    assert float(loaded_head.batch_std) == float(head.batch_std) and float(loaded_head.batch_mean) == float(
+        head.batch_mean
+    )
     assert loaded_head.get_config()["t_alpha"] == 0.01
-    np.testing.assert_allclose(loaded.predict([x, y], verbose=0), model.predict([x, y], verbose=0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict([x, y], verbose=0), model.predict([x, y], verbose=0), rtol=1e-6, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(cosine=np.zeros(3, "float32")), "2-D"),
-    (dict(cosine=np.zeros((0, 3), "float32"), labels=np.zeros(0, "int64"), norms=np.zeros(0, "float32")), "empty batch"),
-    (dict(labels=np.array([0.0, 1.0], "float32")), "integer"),
-    (dict(labels=np.array([0, 1, 1])), "shape"),
-    (dict(labels=np.array([0, 3])), r"\[0, 3\)"),
-    (dict(labels=np.array([-1, 0])), r"\[0, 3\)"),
-    (dict(norms=np.ones(3, "float32")), "norms"),
-    (dict(s=0.0), "s must"),
-    (dict(m=2.0), "m must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cosine=np.zeros(3, "float32")), "2-D"),
+        (
+            dict(cosine=np.zeros((0, 3), "float32"), labels=np.zeros(0, "int64"), norms=np.zeros(0, "float32")),
+            "empty batch",
+        ),
+        (dict(labels=np.array([0.0, 1.0], "float32")), "integer"),
+        (dict(labels=np.array([0, 1, 1])), "shape"),
+        (dict(labels=np.array([0, 3])), r"\[0, 3\)"),
+        (dict(labels=np.array([-1, 0])), r"\[0, 3\)"),
+        (dict(norms=np.ones(3, "float32")), "norms"),
+        (dict(s=0.0), "s must"),
+        (dict(m=2.0), "m must"),
+    ],
+)
 def test_adaface_logits_bad_inputs_raise_value_error(kwargs, message):
-    args = dict(cosine=np.zeros((2, 3), "float32"), norms=np.ones(2, "float32"), labels=np.array([0, 1]),
-                batch_mean=20.0, batch_std=100.0)
+    args = dict(
+        cosine=np.zeros((2, 3), "float32"),
+        norms=np.ones(2, "float32"),
+        labels=np.array([0, 1]),
+        batch_mean=20.0,
+        batch_std=100.0,
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         ka.adaface_logits(**args)

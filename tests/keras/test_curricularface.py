@@ -9,8 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from keras_parity import (BACKEND, assert_parity, keras_ce, keras_value_and_grad, run_keras_snippet,
-                          torch_value_and_grad, twin_heads)
+from keras_parity import (
+    BACKEND,
+    assert_parity,
+    keras_ce,
+    keras_value_and_grad,
+    run_keras_snippet,
+    torch_value_and_grad,
+    twin_heads,
+)
 from snippet_loader import load_snippet
 
 kc = load_snippet("keras/curricularface.py")
@@ -26,8 +33,21 @@ def random_batch(seed, batch=12, classes=5):
 def edge_batch(m=0.5):
     """Target cosines at +-1, just inside, past theta + m > pi and on both sides of cos(pi - m)."""
     threshold = np.float32(math.cos(math.pi - m))
-    targets = np.array([1.0, -1.0, np.nextafter(np.float32(1), np.float32(0)), -0.95, -0.87, threshold,
-                        np.nextafter(threshold, np.float32(1)), np.nextafter(threshold, np.float32(-1)), 0.0, 0.5], "float32")
+    targets = np.array(
+        [
+            1.0,
+            -1.0,
+            np.nextafter(np.float32(1), np.float32(0)),
+            -0.95,
+            -0.87,
+            threshold,
+            np.nextafter(threshold, np.float32(1)),
+            np.nextafter(threshold, np.float32(-1)),
+            0.0,
+            0.5,
+        ],
+        "float32",
+    )
     cosine, _ = random_batch(9, batch=len(targets), classes=5)
     labels = np.arange(len(targets)) % 5
     cosine[np.arange(len(targets)), labels] = targets
@@ -99,7 +119,9 @@ def test_curricularface_layer_gradient_wrt_embeddings_matches_pytorch():
     x[4] = 0.0  # an all-zero embedding: finite gradient
     y = np.array([0, 1, 2, 3, 1])
     loss, grad = keras_value_and_grad(lambda e: keras_ce(layer([e, y], training=False), y), x)
-    ref_loss, ref_grad = torch_value_and_grad(lambda e: F.cross_entropy(module(e, torch.from_numpy(y)), torch.from_numpy(y)), x)
+    ref_loss, ref_grad = torch_value_and_grad(
+        lambda e: F.cross_entropy(module(e, torch.from_numpy(y)), torch.from_numpy(y)), x
+    )
     assert np.all(np.isfinite(grad))
     assert_parity(loss, ref_loss, "loss")
     assert_parity(grad, ref_grad, "d loss / d embeddings")
@@ -109,7 +131,9 @@ def build_model(num_classes=4):
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
     head = kc.CurricularFace(embedding_size=16, num_classes=num_classes, s=16.0, momentum=0.1, name="curricularface")
     model = keras.Model([x_in, y_in], head([keras.layers.Dense(16)(x_in), y_in]))
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -136,19 +160,24 @@ def test_curricularface_model_save_and_load_give_same_predictions(tmp_path):
     loaded = keras.models.load_model(tmp_path / "curricularface.keras")
     assert float(loaded.get_layer("curricularface").t) == float(model.get_layer("curricularface").t)
     assert loaded.get_layer("curricularface").get_config()["momentum"] == 0.1
-    np.testing.assert_allclose(loaded.predict([x, y], verbose=0), model.predict([x, y], verbose=0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict([x, y], verbose=0), model.predict([x, y], verbose=0), rtol=1e-6, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(cosine=np.zeros(3, "float32")), "2-D"),
-    (dict(cosine=np.zeros((0, 3), "float32"), labels=np.zeros(0, "int64")), "empty batch"),
-    (dict(labels=np.array([0.0, 1.0], "float32")), "integer"),
-    (dict(labels=np.array([0, 1, 1])), "shape"),
-    (dict(labels=np.array([0, 3])), r"\[0, 3\)"),
-    (dict(labels=np.array([-1, 0])), r"\[0, 3\)"),
-    (dict(s=-1.0), "s must"),
-    (dict(m=1.6), "m must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cosine=np.zeros(3, "float32")), "2-D"),
+        (dict(cosine=np.zeros((0, 3), "float32"), labels=np.zeros(0, "int64")), "empty batch"),
+        (dict(labels=np.array([0.0, 1.0], "float32")), "integer"),
+        (dict(labels=np.array([0, 1, 1])), "shape"),
+        (dict(labels=np.array([0, 3])), r"\[0, 3\)"),
+        (dict(labels=np.array([-1, 0])), r"\[0, 3\)"),
+        (dict(s=-1.0), "s must"),
+        (dict(m=1.6), "m must"),
+    ],
+)
 def test_curricularface_logits_bad_inputs_raise_value_error(kwargs, message):
     args = dict(cosine=np.zeros((2, 3), "float32"), labels=np.array([0, 1]), t=0.0)
     args.update(kwargs)

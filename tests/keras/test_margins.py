@@ -12,8 +12,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from keras import ops
-from keras_parity import (ATOL, BACKEND, RTOL, assert_parity, keras_ce, keras_value_and_grad, snippet_main_output,
-                          torch_value_and_grad)
+from keras_parity import (
+    ATOL,
+    BACKEND,
+    RTOL,
+    assert_parity,
+    keras_ce,
+    keras_value_and_grad,
+    snippet_main_output,
+    torch_value_and_grad,
+)
 from snippet_loader import load_snippet
 
 km = load_snippet("keras/margins.py")
@@ -48,9 +56,20 @@ def edge_batch(m=0.5):
     """Target cosines at the edges: ±1, just inside, θ + m > π, and both sides of cos(π - m) in float32."""
     threshold = np.float32(math.cos(math.pi - m))
     targets = np.array(
-        [1.0, -1.0, np.nextafter(np.float32(1), np.float32(0)), np.nextafter(np.float32(-1), np.float32(0)),
-         -0.95, -0.9, -0.87, threshold, np.nextafter(threshold, np.float32(1)),
-         np.nextafter(threshold, np.float32(-1)), 0.0, 0.5],
+        [
+            1.0,
+            -1.0,
+            np.nextafter(np.float32(1), np.float32(0)),
+            np.nextafter(np.float32(-1), np.float32(0)),
+            -0.95,
+            -0.9,
+            -0.87,
+            threshold,
+            np.nextafter(threshold, np.float32(1)),
+            np.nextafter(threshold, np.float32(-1)),
+            0.0,
+            0.5,
+        ],
         dtype="float32",
     )
     rng = np.random.default_rng(7)
@@ -87,8 +106,9 @@ def test_logits_loss_and_gradients_match_pytorch_twin(name, kwargs, batch):
     # d(Σ w ⊙ logits)/d cosine for a fixed random w: every entry of the Jacobian counts, not only the CE's mix
     weights = np.random.default_rng(3).normal(size=cosine.shape).astype("float32")
     _, grad = keras_value_and_grad(lambda c: ops.sum(ops.multiply(keras_fn(c, labels, **kwargs), weights)), cosine)
-    _, ref_grad = torch_value_and_grad(lambda c: (torch_fn(c, torch_labels, **kwargs) * torch.from_numpy(weights)).sum(),
-                                       cosine)
+    _, ref_grad = torch_value_and_grad(
+        lambda c: (torch_fn(c, torch_labels, **kwargs) * torch.from_numpy(weights)).sum(), cosine
+    )
     assert np.all(np.isfinite(grad))
     assert_parity(grad, ref_grad, "d logits / d cosine")
 
@@ -123,13 +143,24 @@ def test_combined_margin_special_cases_equal_arcface_cosface_sphereface():
     cosine, labels = random_batch(5)
     cosine = np.maximum(cosine, -0.85)
     combined = km.combined_margin_logits
-    np.testing.assert_allclose(ops.convert_to_numpy(combined(cosine, labels, m1=1.0, m2=0.5, m3=0.0)),
-                               ops.convert_to_numpy(km.arcface_logits(cosine, labels, m=0.5)), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(ops.convert_to_numpy(combined(cosine, labels, m1=1.0, m2=0.0, m3=0.35)),
-                               ops.convert_to_numpy(km.cosface_logits(cosine, labels, m=0.35)), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(ops.convert_to_numpy(combined(cosine, labels, s=30.0, m1=4, m2=0.0, m3=0.0)),
-                               ops.convert_to_numpy(km.sphereface_logits(cosine, labels, s=30.0, m=4)), rtol=1e-5,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(combined(cosine, labels, m1=1.0, m2=0.5, m3=0.0)),
+        ops.convert_to_numpy(km.arcface_logits(cosine, labels, m=0.5)),
+        rtol=1e-5,
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(combined(cosine, labels, m1=1.0, m2=0.0, m3=0.35)),
+        ops.convert_to_numpy(km.cosface_logits(cosine, labels, m=0.35)),
+        rtol=1e-5,
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(combined(cosine, labels, s=30.0, m1=4, m2=0.0, m3=0.0)),
+        ops.convert_to_numpy(km.sphereface_logits(cosine, labels, s=30.0, m=4)),
+        rtol=1e-5,
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -155,6 +186,7 @@ def test_only_the_target_column_changes():
 
 # --- the layer and the loss -------------------------------------------------------------------------------------
 
+
 def test_cosine_classifier_and_margin_loss_match_pytorch_margin_loss():
     """Same class weights (Keras keeps them [D, C], PyTorch [C, D]), same embeddings: same loss and embedding grad."""
     rng = np.random.default_rng(11)
@@ -174,8 +206,9 @@ def test_cosine_classifier_and_margin_loss_match_pytorch_margin_loss():
     np.testing.assert_allclose(grad, ref_grad, rtol=RTOL, atol=ATOL)
     cosines = ops.convert_to_numpy(classifier(embeddings))
     np.testing.assert_array_equal(cosines[2], 0.0)
-    np.testing.assert_allclose(cosines, ref.classifier(torch.from_numpy(embeddings)).detach().numpy(), rtol=RTOL,
-                               atol=ATOL)
+    np.testing.assert_allclose(
+        cosines, ref.classifier(torch.from_numpy(embeddings)).detach().numpy(), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_margin_loss_accepts_float_and_column_labels_as_keras_passes_them():
@@ -186,8 +219,15 @@ def test_margin_loss_accepts_float_and_column_labels_as_keras_passes_them():
         assert float(ops.convert_to_numpy(loss_fn(y_true, cosine))) == pytest.approx(1.4844746655638588, rel=1e-6)
 
 
-@pytest.mark.parametrize("margin, args", [("arcface", {"s": 30.0, "m": 0.4}), ("combined", {"m1": 1.0, "m2": 0.3,
-                                          "m3": 0.2}), ("sphereface", {"m": 2}), ("normface", {})])
+@pytest.mark.parametrize(
+    "margin, args",
+    [
+        ("arcface", {"s": 30.0, "m": 0.4}),
+        ("combined", {"m1": 1.0, "m2": 0.3, "m3": 0.2}),
+        ("sphereface", {"m": 2}),
+        ("normface", {}),
+    ],
+)
 def test_margin_loss_config_round_trip(margin, args):
     loss_fn = km.MarginLoss(margin, **args)
     restored = keras.losses.deserialize(keras.losses.serialize(loss_fn))
@@ -273,8 +313,11 @@ def test_works_under_tracing_and_still_checks_dtype():
     else:
         trace = lambda fn: fn  # noqa: E731  (torch: eager)
     traced = trace(km.arcface_logits)
-    np.testing.assert_allclose(ops.convert_to_numpy(traced(GOOD_COS, GOOD_Y)),
-                               ops.convert_to_numpy(km.arcface_logits(GOOD_COS, GOOD_Y)), rtol=1e-6)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(traced(GOOD_COS, GOOD_Y)),
+        ops.convert_to_numpy(km.arcface_logits(GOOD_COS, GOOD_Y)),
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="integer"):
         trace(km.arcface_logits)(GOOD_COS, GOOD_Y.astype("float32"))
     with pytest.raises(ValueError, match="shape"):

@@ -44,6 +44,7 @@ def mean_ce(logits, labels):
 
 # --- defect 1: labels cast to float before a sparse cross-entropy ------------------------------------------------
 
+
 def test_defect_1_float_labels_fail_in_the_backends_own_sparse_cross_entropy():
     """The post's last line was tf.nn.sparse_softmax_cross_entropy_with_logits(labels=<float labels>, ...): it fails
     on TensorFlow. Each backend's own integer-label cross-entropy rejects the float labels the same way."""
@@ -86,6 +87,7 @@ def test_defect_1_keras_casts_float_labels_back_without_a_word():
 
 # --- defect 2: the output is a softmax probability, not a cosine --------------------------------------------------
 
+
 def test_defect_2_model_output_is_a_probability_not_a_cosine():
     keras.utils.set_random_seed(0)
     model = post.create_model((128,), 10)
@@ -97,10 +99,12 @@ def test_defect_2_model_output_is_a_probability_not_a_cosine():
     # what a cosine layer on the same normalised embeddings would give: values of both signs
     embeddings = ops.convert_to_numpy(keras.Model(model.input, model.layers[-3].output)(x))
     cosines = embeddings @ (kernel / column_norms)
-    print(f"DEFECT 2: y_pred in [{y_pred.min():.4f}, {y_pred.max():.4f}], rows sum to 1 within "
-          f"{np.abs(row_sums - 1).max():.1e}, class-weight norms {column_norms.min():.3f}..{column_norms.max():.3f} "
-          f"(not 1), bias present: {len(model.layers[-2].weights) == 2}; true cosines span "
-          f"[{cosines.min():.3f}, {cosines.max():.3f}], {np.mean(cosines < 0):.0%} negative")
+    print(
+        f"DEFECT 2: y_pred in [{y_pred.min():.4f}, {y_pred.max():.4f}], rows sum to 1 within "
+        f"{np.abs(row_sums - 1).max():.1e}, class-weight norms {column_norms.min():.3f}..{column_norms.max():.3f} "
+        f"(not 1), bias present: {len(model.layers[-2].weights) == 2}; true cosines span "
+        f"[{cosines.min():.3f}, {cosines.max():.3f}], {np.mean(cosines < 0):.0%} negative"
+    )
     assert y_pred.min() > 0 and y_pred.max() < 1  # never negative: θ would never exceed 90°
     np.testing.assert_allclose(row_sums, 1.0, atol=1e-5)
     assert np.all(np.abs(column_norms - 1) > 0.05)
@@ -108,6 +112,7 @@ def test_defect_2_model_output_is_a_probability_not_a_cosine():
 
 
 # --- defect 3: the margin goes to every class -------------------------------------------------------------------
+
 
 def test_defect_3_margin_is_applied_to_every_class_not_only_the_target(old_logits):
     """E2's cosines, s = 30, m = 0.5: the post's logits vs arcface_logits. Only the target columns agree."""
@@ -123,14 +128,17 @@ def test_defect_3_margin_is_applied_to_every_class_not_only_the_target(old_logit
     np.testing.assert_allclose(old[~target], S * np.cos(np.arccos(c) + M), rtol=1e-5)
     difference = np.abs(old - new).max()
     old_loss, new_loss = mean_ce(old, labels), mean_ce(new, labels)
-    print(f"DEFECT 3: max |post - arcface_logits| = {difference:.4f} (s = 30, non-target columns only); "
-          f"loss {old_loss:.6f} instead of {new_loss:.6f}")
+    print(
+        f"DEFECT 3: max |post - arcface_logits| = {difference:.4f} (s = 30, non-target columns only); "
+        f"loss {old_loss:.6f} instead of {new_loss:.6f}"
+    )
     assert difference == pytest.approx(S * (0.2 - math.cos(math.acos(0.2) + M)), rel=1e-5)  # c = 0.2: 14.83
     assert new_loss == pytest.approx(1.0221400992766618, rel=1e-5)  # the guide's E2 at s = 30
     assert old_loss < 1e-5 < new_loss  # penalising every class cancels the margin's effect
 
 
 # --- defect 4: the fallback jumps up -------------------------------------------------------------------------------
+
 
 def test_defect_4_fallback_makes_the_target_logit_jump_up_at_pi_minus_m(old_logits):
     threshold = math.cos(math.pi - M)  # θ = π - m
@@ -141,13 +149,16 @@ def test_defect_4_fallback_makes_the_target_logit_jump_up_at_pi_minus_m(old_logi
     old = old_logits(cosine, labels)[:, 0]
     new = ops.convert_to_numpy(km.arcface_logits(cosine, labels, s=S, m=M))[:, 0]
     old_jump, new_jump = old[1] - old[0], new[1] - new[0]
-    print(f"DEFECT 4: at θ = π - m the post's target logit jumps by {old_jump:+.4f} (up: a larger angle is "
-          f"rewarded); the standard fallback moves it by {new_jump:+.4f} (down)")
+    print(
+        f"DEFECT 4: at θ = π - m the post's target logit jumps by {old_jump:+.4f} (up: a larger angle is "
+        f"rewarded); the standard fallback moves it by {new_jump:+.4f} (down)"
+    )
     assert old_jump == pytest.approx(S * (1 - math.cos(M)), abs=1e-3)  # s·(1 - cos m) = +3.6725
     assert new_jump == pytest.approx(-S * (math.cos(M) + M * math.sin(M) - 1), abs=1e-3)  # -3.5189
 
 
 # --- defect 5: NaN gradient at cos θ = ±1 ---------------------------------------------------------------------
+
 
 def test_defect_5_unguarded_sqrt_gives_non_finite_gradient_at_cos_plus_minus_one():
     """Not saturated (the loss is not ~0), so the gradient reaching sqrt is not 0: at cos = 1 it becomes ±inf on
@@ -158,9 +169,11 @@ def test_defect_5_unguarded_sqrt_gives_non_finite_gradient_at_cos_plus_minus_one
     _, fixed = keras_value_and_grad(lambda c: keras_ce(km.arcface_logits(c, labels, s=S, m=M), labels), cosine)
     # a softmax output can be exactly 1.0 in float32: the post's own y_pred reaches cos_t = 1 once training saturates
     saturated = float(ops.convert_to_numpy(ops.softmax(np.array([[20.0, 0.0]], dtype="float32")))[0, 0])
-    print(f"DEFECT 5 ({BACKEND}): loss {float(loss):.4f} is finite, but the gradient at cos = 1 is {grad[0, 0]} "
-          f"and at cos = -1 is {grad[1, 1]} ({np.sum(~np.isfinite(grad))} of {grad.size} entries not finite); "
-          f"with the guarded sqrt all are finite. softmax([20, 0])[0] = {saturated!r}")
+    print(
+        f"DEFECT 5 ({BACKEND}): loss {float(loss):.4f} is finite, but the gradient at cos = 1 is {grad[0, 0]} "
+        f"and at cos = -1 is {grad[1, 1]} ({np.sum(~np.isfinite(grad))} of {grad.size} entries not finite); "
+        f"with the guarded sqrt all are finite. softmax([20, 0])[0] = {saturated!r}"
+    )
     assert np.isfinite(loss) and float(loss) > 0.01
     assert not np.isfinite(grad[0, 0])
     assert np.all(np.isfinite(fixed))
@@ -168,6 +181,7 @@ def test_defect_5_unguarded_sqrt_gives_non_finite_gradient_at_cos_plus_minus_one
 
 
 # --- the correction, trained the same way ----------------------------------------------------------------------
+
 
 def test_corrected_model_trained_the_same_way_runs_as_a_script(capsys):
     """The file's __main__ block (run in this process with runpy, to spare a second Keras start-up): the post's

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 from keras import ops
-from keras_parity import (BACKEND, RTOL, assert_parity, keras_value_and_grad, run_keras_snippet,
-                          torch_value_and_grad, twin_heads)
+from keras_parity import (
+    BACKEND,
+    RTOL,
+    assert_parity,
+    keras_value_and_grad,
+    run_keras_snippet,
+    torch_value_and_grad,
+    twin_heads,
+)
 from oracles import margin_loss
 from snippet_loader import load_snippet
 
@@ -16,7 +23,9 @@ pp = load_snippet("pytorch/partial_fc.py")
 
 
 def sample(labels, num_classes, num_sample, seed):
-    index, remapped = kp.sample_class_centers(labels, num_classes, num_sample, generator=keras.random.SeedGenerator(seed))
+    index, remapped = kp.sample_class_centers(
+        labels, num_classes, num_sample, generator=keras.random.SeedGenerator(seed)
+    )
     return ops.convert_to_numpy(index), ops.convert_to_numpy(remapped)
 
 
@@ -91,7 +100,9 @@ def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
 
 def build_model():
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    loss = kp.PartialFC(16, 50, sample_rate=0.3, s=16.0, seed=0, name="partial_fc")([keras.layers.Dense(16)(x_in), y_in])
+    loss = kp.PartialFC(16, 50, sample_rate=0.3, s=16.0, seed=0, name="partial_fc")(
+        [keras.layers.Dense(16)(x_in), y_in]
+    )
     model = keras.Model([x_in, y_in], loss)
     model.compile(optimizer=keras.optimizers.Adam(0.01))  # no loss=: the layer adds its own
     return model
@@ -123,22 +134,31 @@ def test_partial_fc_model_save_and_load_give_the_same_full_softmax_loss(tmp_path
     assert float(loaded([x, y], training=False)) == pytest.approx(before, rel=1e-6)
 
 
-@pytest.mark.parametrize("labels, num_classes, num_sample, message", [
-    (np.array([1, 2, 3]), 10, 2, "smaller than the 3 distinct classes"),
-    (np.array([1, 2]), 10, 11, "exceeds num_classes"),
-    (np.array([1, 10]), 10, 5, r"\[0, 10\)"),
-    (np.array([1.0, 2.0], "float32"), 10, 5, "integer"),
-    (np.zeros(0, "int64"), 10, 5, "empty batch"),
-    (np.array([[1, 2]]), 10, 5, "1-D"),
-])
+@pytest.mark.parametrize(
+    "labels, num_classes, num_sample, message",
+    [
+        (np.array([1, 2, 3]), 10, 2, "smaller than the 3 distinct classes"),
+        (np.array([1, 2]), 10, 11, "exceeds num_classes"),
+        (np.array([1, 10]), 10, 5, r"\[0, 10\)"),
+        (np.array([1.0, 2.0], "float32"), 10, 5, "integer"),
+        (np.zeros(0, "int64"), 10, 5, "empty batch"),
+        (np.array([[1, 2]]), 10, 5, "1-D"),
+    ],
+)
 def test_sample_bad_inputs_raise_value_error(labels, num_classes, num_sample, message):
     with pytest.raises(ValueError, match=message):
         kp.sample_class_centers(labels, num_classes, num_sample)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(sample_rate=1.5), "sample_rate"), (dict(margin="sphereface"), "margin"), (dict(s=0.0), "s must"), (dict(m=2.0), "m must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(sample_rate=1.5), "sample_rate"),
+        (dict(margin="sphereface"), "margin"),
+        (dict(s=0.0), "s must"),
+        (dict(m=2.0), "m must"),
+    ],
+)
 def test_partial_fc_bad_settings_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         kp.PartialFC(4, 10, **kwargs)

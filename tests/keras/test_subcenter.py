@@ -21,7 +21,7 @@ def cosine_batch(seed, batch=10, classes=4, k=3, edges=False):
     labels = rng.integers(0, classes, size=batch).astype("int64")
     if edges:  # every sub-centre of the target at cos = 1, -1 and past θ + m > π (ties in the max, too)
         for row, value in enumerate([1.0, -1.0, -0.95, -0.9]):
-            cosine[row, labels[row] * k:(labels[row] + 1) * k] = value
+            cosine[row, labels[row] * k : (labels[row] + 1) * k] = value
     return cosine, labels
 
 
@@ -35,9 +35,11 @@ def test_logits_loss_and_gradient_match_pytorch_twin(k, s, m, edges):
     np.testing.assert_allclose(logits, ref, rtol=RTOL, atol=ATOL * s)  # atol in units of the logits' scale s
 
     loss, grad = keras_value_and_grad(
-        lambda c: keras_ce(ks.subcenter_arcface_logits(c, labels, k, s, m), labels), cosine)
+        lambda c: keras_ce(ks.subcenter_arcface_logits(c, labels, k, s, m), labels), cosine
+    )
     ref_loss, ref_grad = torch_value_and_grad(
-        lambda c: F.cross_entropy(ps.subcenter_arcface_logits(c, torch_labels, k, s, m), torch_labels), cosine)
+        lambda c: F.cross_entropy(ps.subcenter_arcface_logits(c, torch_labels, k, s, m), torch_labels), cosine
+    )
     np.testing.assert_allclose(loss, ref_loss, rtol=RTOL, atol=ATOL)
     assert np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad, ref_grad, rtol=RTOL, atol=ATOL * s)
@@ -48,8 +50,9 @@ def test_worked_example_reduces_to_arcface_e2():
     cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype="float32")
     labels = np.array([0, 1])
     logits = ks.subcenter_arcface_logits(cosine, labels, num_subcenters=2)
-    np.testing.assert_allclose(ops.convert_to_numpy(logits), [[17.40348648, 19.2, 6.4], [12.8, 21.82891101, 22.4]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(logits), [[17.40348648, 19.2, 6.4], [12.8, 21.82891101, 22.4]], rtol=1e-6
+    )
     loss = keras_ce(logits, labels)
     assert float(ops.convert_to_numpy(loss)) == pytest.approx(1.4844746655638588, rel=1e-6)
 
@@ -57,8 +60,9 @@ def test_worked_example_reduces_to_arcface_e2():
 def test_outliers_match_pytorch_twin():
     cosine, labels = cosine_batch(5, batch=40, classes=4, k=3)
     dominant, outliers = ks.subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=math.radians(60.0))
-    ref_dominant, ref_outliers = ps.subcenter_outliers(torch.from_numpy(cosine), torch.from_numpy(labels), 3,
-                                                       math.radians(60.0))
+    ref_dominant, ref_outliers = ps.subcenter_outliers(
+        torch.from_numpy(cosine), torch.from_numpy(labels), 3, math.radians(60.0)
+    )
     np.testing.assert_array_equal(ops.convert_to_numpy(dominant), ref_dominant.numpy())
     np.testing.assert_array_equal(ops.convert_to_numpy(outliers), ref_outliers.numpy())
     assert 0 < ref_outliers.sum() < len(labels)  # the example has both kinds
@@ -95,8 +99,18 @@ def test_layer_and_loss_match_pytorch_module():
         (lambda: ks.subcenter_arcface_logits(np.zeros((2, 6), "float32"), np.array([0, 1]), 2, s=0.0), "scale"),
         (lambda: ks.SubCenterArcFaceLoss(num_subcenters=3, m=-0.5), "radians"),
     ],
-    ids=["K does not divide", "label range", "float labels", "label count", "1-D", "empty", "K=0", "m", "s",
-         "loss config"],
+    ids=[
+        "K does not divide",
+        "label range",
+        "float labels",
+        "label count",
+        "1-D",
+        "empty",
+        "K=0",
+        "m",
+        "s",
+        "loss config",
+    ],
 )
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):

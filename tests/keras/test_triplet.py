@@ -35,8 +35,9 @@ LOSSES = ["batch_hard_triplet_loss", "batch_all_triplet_loss"]
 def test_batch_losses_and_gradients_match_pytorch_twin(name, batch, margin):
     embeddings, labels = BATCHES[batch]
     loss, grad = keras_value_and_grad(lambda e: getattr(kt, name)(e, labels, margin), embeddings)
-    ref_loss, ref_grad = torch_value_and_grad(lambda e: getattr(pt, name)(e, torch.from_numpy(labels), margin),
-                                              embeddings)
+    ref_loss, ref_grad = torch_value_and_grad(
+        lambda e: getattr(pt, name)(e, torch.from_numpy(labels), margin), embeddings
+    )
     assert loss > 0
     np.testing.assert_allclose(loss, ref_loss, rtol=RTOL, atol=ATOL)
     assert np.all(np.isfinite(grad)), "finite gradient also for coinciding embeddings and a zero vector"
@@ -72,7 +73,8 @@ def test_worked_example_e9():
     labels = np.array([0, 0, 1, 1])
     value = lambda x: float(ops.convert_to_numpy(x))  # noqa: E731
     assert value(kt.triplet_loss(embeddings[[0]], embeddings[[1]], embeddings[[2]], 0.05)) == pytest.approx(
-        0.311971659, rel=1e-6)
+        0.311971659, rel=1e-6
+    )
     assert value(kt.batch_hard_triplet_loss(embeddings, labels, 0.05)) == pytest.approx(0.48677806874576846, rel=1e-6)
     assert value(kt.batch_all_triplet_loss(embeddings, labels, 0.05)) == pytest.approx(0.42850926548592566, rel=1e-6)
 
@@ -128,13 +130,26 @@ def test_pk_batches_hold_p_classes_of_k_samples():
         (lambda: kt.batch_all_triplet_loss(np.zeros((4, 2), "float32"), np.zeros(4, "float32")), "integer"),
         (lambda: kt.batch_hard_triplet_loss(np.zeros((4, 2), "float32"), np.zeros(3, "int64")), r"shape \[4\]"),
         (lambda: kt.batch_hard_triplet_loss(np.zeros((4, 2), "float32"), np.zeros(4, "int64"), -0.1), "margin"),
-        (lambda: kt.triplet_loss(np.zeros((4, 2), "float32"), np.zeros((4, 2), "float32"),
-                                 np.zeros((3, 2), "float32")), "same shape"),
+        (
+            lambda: kt.triplet_loss(
+                np.zeros((4, 2), "float32"), np.zeros((4, 2), "float32"), np.zeros((3, 2), "float32")
+            ),
+            "same shape",
+        ),
         (lambda: kt.BatchTripletLoss("semihard"), "unknown mining"),
         (lambda: kt.pk_batches(np.array([0, 0, 1]), p=3, k=2), "number of classes"),
     ],
-    ids=["1-D", "int embeddings", "empty", "float labels", "label count", "negative margin", "triplet shapes",
-         "mining", "p too large"],
+    ids=[
+        "1-D",
+        "int embeddings",
+        "empty",
+        "float labels",
+        "label count",
+        "negative margin",
+        "triplet shapes",
+        "mining",
+        "p too large",
+    ],
 )
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
