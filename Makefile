@@ -18,18 +18,27 @@ export KERAS_BACKEND ?= torch
 
 say = @printf '\n\033[1;34m==> %s\033[0m\n' "$(1)"
 
-.PHONY: help setup serve test site live figures notebooks vendor test-fast test-backends bench \
+.PHONY: help setup serve test lint format site live figures notebooks vendor test-fast test-backends bench \
         translation-status sync-translation clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-20s %s\n",$$1,$$2}'
 
 # --- set-up ------------------------------------------------------------------------------------------------
-$(VENV)/.installed: requirements.txt
-	$(call say,Creating $(VENV) and installing pinned Python packages (requirements.txt))
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(call say,Creating $(VENV) (pip 25.3))
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(call say,Installing pinned Python packages (requirements.txt))
 	$(PY) -m pip install --progress-bar off -r requirements.txt
+	touch $@
+
+# The lint tools have their own stamp, so that `make lint` (the first step of `make test`) needs only them.
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(PY)
+	$(call say,Installing the pinned lint tools (requirements-dev.txt: ruff, codespell, zizmor, check-jsonschema))
+	$(PY) -m pip install --progress-bar off -r requirements-dev.txt
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -45,7 +54,7 @@ docs/assets/vendor/.stamp: node_modules/.package-lock.json
 	cp node_modules/katex/LICENSE docs/assets/vendor/katex/LICENSE.txt
 	touch $@
 
-setup: $(VENV)/.installed docs/assets/vendor/.stamp ## Create .venv, install pinned packages, vendor KaTeX
+setup: $(VENV)/.installed $(VENV)/.dev-installed docs/assets/vendor/.stamp ## Create .venv, install the pinned packages and lint tools, vendor KaTeX
 
 # --- content -----------------------------------------------------------------------------------------------
 figures: setup ## Run the experiments and draw every figure (cached: unchanged runs are skipped)
@@ -71,9 +80,34 @@ live: figures notebooks ## Live-reload one language while writing: make live LAN
 	$(PY) -m mkdocs serve -a 127.0.0.1:$(PORT) -f $(if $(filter en,$(LANG)),mkdocs.en.yml,mkdocs.yml)
 
 # --- checks ------------------------------------------------------------------------------------------------
-test: figures notebooks ## Run the whole suite: snippets, Keras (torch backend), figures, strict builds, browser
+# `make test` checks committed generated files (the notebooks) as they are: it must never regenerate them first.
+test: lint figures ## Lint, then the whole suite: snippets, Keras (torch backend), figures, strict builds, browser
 	$(call say,pytest: the whole suite (KERAS_BACKEND=$(KERAS_BACKEND)))
 	$(PY) -m pytest
+
+# English text only: the Korean pages (docs/ko) are not spell-checked; skipped files are listed in .codespellrc.
+SPELL_PATHS := docs/en docs/hooks snippets tests README.md CONTRIBUTING.md .github .ci Makefile
+
+lint: $(VENV)/.dev-installed ## Lint: ruff, spelling (codespell), workflow audit (zizmor), workflow schemas
+	$(call say,ruff check: lint every Python file (rules in ruff.toml))
+	$(VENV)/bin/ruff check .
+	$(call say,ruff format --check: every Python file formatted as ruff would (make format applies it))
+	$(VENV)/bin/ruff format --check .
+	$(call say,codespell: spelling of the English text (.codespellrc; field terms in .codespell-words))
+	$(VENV)/bin/codespell $(SPELL_PATHS)
+	$(call say,zizmor --offline: security audit of .github (pinned actions, credentials, permissions, triggers))
+	$(VENV)/bin/zizmor --offline --no-progress .github/
+	$(call say,check-jsonschema: workflows; dependabot.yml; issue forms (against the vendored schemas, offline))
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-issue-forms \
+	    $(filter-out %/config.yml,$(wildcard .github/ISSUE_TEMPLATE/*.yml))
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-issue-config .github/ISSUE_TEMPLATE/config.yml
+
+format: $(VENV)/.dev-installed ## Apply ruff's fixes and formatting to every Python file
+	$(call say,ruff check --fix and ruff format)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-fast: setup ## Snippet and unit tests only (no site build, no browser)
 	$(PY) -m pytest -m "not site"
