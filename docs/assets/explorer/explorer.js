@@ -12,6 +12,7 @@ const DEG = Math.PI / 180;
 
 const TEXT = {
   en: {
+    controls: "Margin explorer settings",
     method: "Method",
     s: "Scale s",
     m: "Margin m",
@@ -55,6 +56,7 @@ const TEXT = {
     },
   },
   ko: {
+    controls: "마진 탐색기 설정",
     method: "방법",
     s: "스케일 s",
     m: "마진 m",
@@ -248,7 +250,7 @@ class Explorer {
   build(method) {
     this.root.textContent = "";
     const T = this.T;
-    const form = el("form", { class: "mx-controls", "aria-label": T.method }, this.root);
+    const form = el("form", { class: "mx-controls", "aria-label": T.controls }, this.root);
     form.addEventListener("submit", (e) => e.preventDefault());
     this.inputs = {};
     this.wrappers = {};
