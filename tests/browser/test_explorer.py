@@ -97,7 +97,7 @@ METHOD_CASES = (
     + [{"method": "adaface", "m": m, "norm": n} for m in (0.4, 1.0) for n in (0.0, 12.0, 20.0, 27.0, 60.0)]
     + [{"method": "curricularface", "m": m, "t": t} for m in (0.2, 0.5) for t in (0.0, 0.3, 0.9)]
 )
-SOFTMAX_CASES = [(1.0, 2, -0.3), (30.0, 10, 0.0), (64.0, 1000, 0.5), (64.0, 10, 0.9)]  # (s, C, other cosine)
+SOFTMAX_CASES = [(1.0, 2, -0.3), (30.0, 10, 0.0), (64.0, 1000, 0.5), (64.0, 10, 0.9), (64.0, 10, -0.95)]  # (s, C, cos)
 
 
 def switch_points(q):
@@ -145,7 +145,7 @@ IMPORT_MARGINS = """async () => {
 
 
 def test_margins_js_matches_the_snippets_on_a_grid(page, base_url):
-    page.goto(f"{base_url}/en/explorer/", wait_until="networkidle")
+    open_page(page, f"{base_url}/en/explorer/")
     page.evaluate(IMPORT_MARGINS)
     assert page.evaluate("({...window.M.ADAFACE})") == ADAFACE_STATS, "the AdaFace statistics the page states"
     cases = all_cases()
@@ -177,7 +177,7 @@ def test_margins_js_matches_the_snippets_on_a_grid(page, base_url):
 def test_the_grid_visits_both_sides_of_every_switch(page, base_url):
     """The grid is only a proof where the branches differ: ArcFace jumps at π - m, SphereFace's ψ and the combined
     margin change their segment k. Checked in margins.js's own terms: both branches are taken."""
-    page.goto(f"{base_url}/en/explorer/", wait_until="networkidle")
+    open_page(page, f"{base_url}/en/explorer/")
     page.evaluate(IMPORT_MARGINS)
     q = {"method": "arcface", "m": 0.5, "s": 64.0, "C": 10, "cos": 0.0}
     below, above = math.pi - 0.5 - 1e-6, math.pi - 0.5 + 1e-6
@@ -194,6 +194,12 @@ def explorer_url(base_url, lang, hash_=""):
     return f"{base_url}/{'' if lang == 'ko' else 'en/'}explorer/{hash_}"
 
 
+def open_page(page, url):
+    """Load a page and wait until its explorer has drawn (the module loads after the page's own scripts)."""
+    page.goto(url, wait_until="networkidle")
+    page.locator(".mx-panel svg path[data-curve=method]").first.wait_for(timeout=15000)
+
+
 def curve(page, panel):
     """The `d` of the method's curve in panel 1 (logit), 2 (prob) or 4 (grad)."""
     index = {"logit": 0, "prob": 1, "grad": 3}[panel]
@@ -206,7 +212,7 @@ def hash_params(page):
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_keyboard_on_a_slider_redraws_the_curve_and_updates_the_url(page, base_url, lang):
-    page.goto(explorer_url(base_url, lang, "#method=arcface&s=64&m=0.5"), wait_until="networkidle")
+    open_page(page, explorer_url(base_url, lang, "#method=arcface&s=64&m=0.5"))
     logit, prob = curve(page, "logit"), curve(page, "prob")
     margin = page.get_by_label(LABELS[lang]["m"], exact=True)
     margin.focus()
@@ -221,9 +227,7 @@ def test_keyboard_on_a_slider_redraws_the_curve_and_updates_the_url(page, base_u
 
 
 def test_loading_a_url_restores_the_controls(page, base_url):
-    page.goto(
-        explorer_url(base_url, "en", "#method=cosface&s=30&m=0.2&C=100&cos=0.1&theta=45"), wait_until="networkidle"
-    )
+    open_page(page, explorer_url(base_url, "en", "#method=cosface&s=30&m=0.2&C=100&cos=0.1&theta=45"))
     assert page.get_by_label("Method", exact=True).input_value() == "cosface"
     assert page.get_by_label("Scale s", exact=True).input_value() == "30"
     assert page.get_by_label("Margin m", exact=True).input_value() == "0.2"
@@ -237,7 +241,7 @@ def test_loading_a_url_restores_the_controls(page, base_url):
 
 
 def test_loading_a_url_restores_the_combined_margin_in_korean(page, base_url):
-    page.goto(explorer_url(base_url, "ko", "#method=combined&m1=1.5&m2=0.6&m3=0.1&s=32"), wait_until="networkidle")
+    open_page(page, explorer_url(base_url, "ko", "#method=combined&m1=1.5&m2=0.6&m3=0.1&s=32"))
     assert page.get_by_label("방법", exact=True).input_value() == "combined"
     values = {k: page.locator(f"input[id$='-{k}']").first.input_value() for k in ("m1", "m2", "m3", "s")}
     assert values == {"m1": "1.5", "m2": "0.6", "m3": "0.1", "s": "32"}
@@ -245,7 +249,7 @@ def test_loading_a_url_restores_the_combined_margin_in_korean(page, base_url):
 
 
 def test_an_out_of_range_url_value_is_clamped_with_a_note(page, base_url):
-    page.goto(explorer_url(base_url, "en", "#method=arcface&s=1000&m=3&C=1&cos=abc&foo=1"), wait_until="networkidle")
+    open_page(page, explorer_url(base_url, "en", "#method=arcface&s=1000&m=3&C=1&cos=abc&foo=1"))
     assert page.get_by_label("Scale s", exact=True).input_value() == "128"
     assert page.get_by_label("Margin m", exact=True).input_value() == "1.5"
     assert page.get_by_label("Number of classes C", exact=True).input_value() == "2"
@@ -262,14 +266,14 @@ def test_an_out_of_range_url_value_is_clamped_with_a_note(page, base_url):
 
 
 def test_an_unknown_method_in_the_url_falls_back_with_a_note(page, base_url):
-    page.goto(explorer_url(base_url, "ko", "#method=bogus&s=64"), wait_until="networkidle")
+    open_page(page, explorer_url(base_url, "ko", "#method=bogus&s=64"))
     assert page.get_by_label("방법", exact=True).input_value() == "arcface"
     assert "bogus" in page.locator(".mx-note").inner_text()
     assert page.record.console_errors == []
 
 
 def test_the_arcface_embed_updates_its_link_to_the_explorer_not_the_page_url(page, base_url):
-    page.goto(f"{base_url}/en/arcface/", wait_until="networkidle")
+    open_page(page, f"{base_url}/en/arcface/")
     embed = page.locator("#margin-explorer ~ .margin-explorer").first
     assert embed.locator(".mx-panel").count() == 2
     embed.get_by_label("Margin m", exact=True).focus()
@@ -279,7 +283,7 @@ def test_the_arcface_embed_updates_its_link_to_the_explorer_not_the_page_url(pag
     assert "m=0.51" in link.get_attribute("href")
     link.click()
     page.wait_for_url(re.compile(r"/en/explorer/#"))
-    page.wait_for_load_state("networkidle")
+    page.locator(".mx-panel svg path[data-curve=method]").first.wait_for(timeout=15000)
     assert page.get_by_label("Margin m", exact=True).input_value() == "0.51"
 
 
@@ -301,7 +305,7 @@ def contrast(a, b):
 @pytest.mark.parametrize("scheme", ["default", "slate"])
 def test_panels_are_readable_in_both_color_schemes(page, base_url, scheme):
     """Axis text 4.5:1 and every drawn line 3:1 against the page background (WCAG 1.4.3 and 1.4.11)."""
-    page.goto(explorer_url(base_url, "en", "#method=curricularface&centers=3"), wait_until="networkidle")
+    open_page(page, explorer_url(base_url, "en", "#method=curricularface&centers=3"))
     for _ in range(3):  # the palette toggle cycles system -> light -> dark
         if page.locator("body").get_attribute("data-md-color-scheme") == scheme:
             break
@@ -340,5 +344,6 @@ def test_only_the_pages_with_an_explorer_load_its_script(built_site):
         html = path.read_text(encoding="utf-8")
         if "data-explorer-module" in html:
             loading.add(path.parent.relative_to(built_site).as_posix())
-        assert ('class="margin-explorer"' in html) == ("data-explorer-module" in html), path
+        has_explorer, has_loader = 'class="margin-explorer"' in html, "data-explorer-module" in html
+        assert has_explorer == has_loader, f"{path}: explorer {has_explorer}, link to explorer.js {has_loader}"
     assert loading == {"explorer", "arcface", "angular-margins", "en/explorer", "en/arcface", "en/angular-margins"}
