@@ -248,6 +248,21 @@ def test_loading_a_url_restores_the_combined_margin_in_korean(page, base_url):
     assert page.get_by_label("마진 m", exact=True).is_hidden(), "the single-margin control belongs to other methods"
 
 
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_every_method_draws_every_panel_without_an_error(page, base_url, lang):
+    open_page(page, explorer_url(base_url, lang, "#theta=40&norm=5&t=0.5"))
+    select = page.get_by_label(LABELS[lang]["method"], exact=True)
+    for method in ("normface", "sphereface", "cosface", "arcface", "combined", "adaface", "curricularface"):
+        select.select_option(method)
+        assert hash_params(page)["method"] == method
+        for panel in ("logit", "prob", "grad"):
+            d = curve(page, panel)
+            assert d and "NaN" not in d and d.count("L") > 100, f"{method}: panel {panel} is blank or broken"
+        assert page.locator(".mx-panel svg rect.mx-c1").count() > 0, f"{method}: no decision region"
+        assert page.locator(".mx-panel svg path.mx-arc").count() >= 2, f"{method}: no arcs on the circle"
+    assert page.record.console_errors == []
+
+
 def test_an_out_of_range_url_value_is_clamped_with_a_note(page, base_url):
     open_page(page, explorer_url(base_url, "en", "#method=arcface&s=1000&m=3&C=1&cos=abc&foo=1"))
     assert page.get_by_label("Scale s", exact=True).input_value() == "128"

@@ -488,7 +488,7 @@ class Explorer {
     const main = pieces.map((pts) => pts.map((t) => [t / DEG, fn(t, p)]));
     const refLine = [thetas.map((t) => [t / DEG, fn(t, ref)])];
     let rawLine = null;
-    if (raw && (jumps.length || joins.length)) {
+    if (raw && M.uncorrected(0, p) !== null && (jumps.length || joins.length)) {
       const from = jumps.length ? jumps[0] : joins[0];
       const pts = thetas.filter((t) => t >= from).map((t) => [t / DEG, raw(t)]);
       rawLine = pts.length > 1 ? [pts] : null;
