@@ -219,6 +219,8 @@ def test_keyboard_on_a_slider_redraws_the_curve_and_updates_the_url(page, base_u
     page.keyboard.press("ArrowRight")
     assert hash_params(page)["m"] == "0.51"
     assert curve(page, "logit") != logit, "panel 1 did not change with m"
+    # the numbers follow the new m: ArcFace's target logit at θ_y = 60°, s = 64, m = 0.51
+    assert f"{64 * math.cos(math.radians(60) + 0.51):.4g}" in page.locator(".mx-readout").inner_text()
     page.get_by_label(LABELS[lang]["s"], exact=True).focus()
     page.keyboard.press("ArrowLeft")
     assert hash_params(page)["s"] == "63"
