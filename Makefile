@@ -86,7 +86,7 @@ test: lint figures ## Lint, then the whole suite: snippets, Keras (torch backend
 	$(PY) -m pytest
 
 # English text only: the Korean pages (docs/ko) are not spell-checked; skipped files are listed in .codespellrc.
-SPELL_PATHS := docs/en docs/hooks docs/overrides docs/assets/javascripts docs/assets/stylesheets snippets tests \
+SPELL_PATHS := docs/en docs/hooks docs/overrides docs/assets/javascripts docs/assets/stylesheets docs/assets/explorer snippets tests \
                README.md CONTRIBUTING.md .github .ci Makefile mkdocs.yml mkdocs.en.yml pytest.ini ruff.toml
 
 lint: $(VENV)/.dev-installed ## Lint: ruff, spelling (codespell), workflow audit (zizmor), workflow schemas
