@@ -46,10 +46,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 docs/assets/vendor/.stamp: node_modules/.package-lock.json
-	$(call say,Copying KaTeX into docs/assets/vendor (served by the site itself, no CDN))
-	rm -rf docs/assets/vendor && mkdir -p docs/assets/vendor/katex/contrib docs/assets/vendor/katex/fonts
-	cp node_modules/katex/dist/katex.min.js node_modules/katex/dist/katex.min.css docs/assets/vendor/katex/
-	cp node_modules/katex/dist/contrib/auto-render.min.js docs/assets/vendor/katex/contrib/
+	$(call say,Copying KaTeX's CSS and fonts into docs/assets/vendor (served by the site itself, no CDN))
+	rm -rf docs/assets/vendor && mkdir -p docs/assets/vendor/katex/fonts
+	cp node_modules/katex/dist/katex.min.css docs/assets/vendor/katex/
 	cp node_modules/katex/dist/fonts/*.woff2 docs/assets/vendor/katex/fonts/
 	cp node_modules/katex/LICENSE docs/assets/vendor/katex/LICENSE.txt
 	touch $@
@@ -80,6 +79,11 @@ live: figures notebooks ## Live-reload one language while writing: make live LAN
 	$(PY) -m mkdocs serve -a 127.0.0.1:$(PORT) -f $(if $(filter en,$(LANG)),mkdocs.en.yml,mkdocs.yml)
 
 # --- checks ------------------------------------------------------------------------------------------------
+.PHONY: lighthouse
+lighthouse: site ## Lighthouse (pinned in package.json) on every page, mobile: test-results/lighthouse.md (PAGES="/ /en/")
+	$(call say,Lighthouse on every page of site/: Debian's Chromium, mobile preset, gzip on 127.0.0.1)
+	$(PY) tests/browser/lighthouse_report.py $(PAGES)
+
 # `make test` checks committed generated files (the notebooks) as they are: it must never regenerate them first.
 test: lint figures ## Lint, then the whole suite: snippets, Keras (torch backend), figures, strict builds, browser
 	$(call say,pytest: the whole suite (KERAS_BACKEND=$(KERAS_BACKEND)))

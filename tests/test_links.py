@@ -55,6 +55,8 @@ def link_report(built_site):
                 prefix = SITE_PATH + lang_root
                 if href.startswith(prefix):
                     href = urljoin("http://site/" + lang_root, href[len(prefix) :].lstrip("/"))
+                elif href.startswith(SITE_PATH):  # a file both languages share (docs/hooks/shared_assets.py)
+                    href = urljoin("http://site/", href[len(SITE_PATH) :].lstrip("/"))
             url = urlparse(urljoin(base, href))
             target = built_site / unquote(url.path).lstrip("/")
             if target.is_dir() or url.path.endswith("/"):

@@ -3,6 +3,7 @@
 Oracles: the MkDocs build's exit status, the built HTML, and the Markdown sources of both languages.
 """
 
+import hashlib
 import re
 import shutil
 from html.parser import HTMLParser
@@ -105,10 +106,114 @@ def test_built_html_fetches_nothing_from_outside(built_site):
     assert offenders == []
 
 
-def test_katex_is_served_by_the_site(built_site):
-    for base in (built_site, built_site / "en"):
-        assert (base / "assets/vendor/katex/katex.min.js").stat().st_size > 100_000
-        assert list((base / "assets/vendor/katex/fonts").glob("KaTeX_Main-Regular.woff2"))
+def test_katex_css_and_fonts_are_served_once_by_the_site(built_site):
+    katex = built_site / "assets/vendor/katex"
+    assert (katex / "katex.min.css").stat().st_size > 10_000
+    assert list((katex / "fonts").glob("KaTeX_Main-Regular.woff2"))
+    assert not (built_site / "en/assets").exists(), "the English build keeps its own copy of the shared files"
+    en = parse((built_site / "en/arcface/index.html").read_text(encoding="utf-8")).fetched
+    assert "../../assets/vendor/katex/katex.min.css" in en
+
+
+# --- math rendered at build time, no math JavaScript, one copy of every file ----------------------------------
+
+
+class VisibleText(HTMLParser):
+    """The text a reader sees before any script runs: outside code, pre, script, style and KaTeX's MathML (whose
+    <annotation> keeps the TeX source). Also counts .arithmatex elements and those with KaTeX output inside."""
+
+    HIDDEN = {"code", "pre", "script", "style", "textarea", "annotation"}
+    VOID = {"br", "img", "hr", "input", "meta", "link", "source", "wbr", "col", "area", "path", "line", "rect"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.text, self.open_math, self.unrendered, self.formulas = [], [], [], 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        classes = (dict(attrs).get("class") or "").split()
+        if "katex" in classes:
+            for entry in self.open_math:
+                entry[1] = True
+        if tag in self.VOID:
+            return
+        self.stack.append(tag)
+        if "arithmatex" in classes:
+            self.open_math.append([len(self.stack), False])
+            self.formulas += 1
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            while self.stack.pop() != tag:
+                pass
+        while self.open_math and self.open_math[-1][0] > len(self.stack):
+            self.unrendered += not self.open_math.pop()[1]
+
+    def handle_data(self, data):
+        if not self.HIDDEN & set(self.stack):
+            self.text.append(data)
+
+
+RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|(?<![\\$])\$(?![\s$\d])[^$\n]{1,200}?[\\^_{}][^$\n]{0,200}?(?<![\s\\])\$")
+
+
+def unrendered_math(html: str) -> list[str]:
+    v = VisibleText()
+    v.feed(html)
+    text = "".join(v.text)
+    found = [text[max(0, m.start() - 30) : m.end() + 30] for m in RAW_TEX.finditer(text)]
+    return found + ([f"{v.unrendered} .arithmatex element(s) without KaTeX output"] if v.unrendered else [])
+
+
+def test_built_html_has_no_unrendered_math(built_site):
+    offenders = {}
+    for lang in LANGS:
+        for rel, html in html_pages(built_site, lang):
+            if found := unrendered_math(html):
+                offenders[f"{lang}/{rel}"] = found[:3]
+    assert offenders == {}
+    # The pages that have math do have KaTeX's output (the check above would pass on pages without any math).
+    for rel in ("arcface/index.html", "en/arcface/index.html", "tutorial/index.html", "en/tutorial/index.html"):
+        assert (built_site / rel).read_text(encoding="utf-8").count('class="katex"') >= 5, rel
+
+
+MATH_SCRIPT = re.compile(r"katex|mathjax|auto-render|renderMathInElement|notebook-math", re.I)
+
+
+def test_no_math_javascript_is_included(built_site):
+    offenders = []
+    for lang in LANGS:
+        for rel, html in html_pages(built_site, lang):
+            for m in re.finditer(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I):
+                if MATH_SCRIPT.search(m.group(1)) or MATH_SCRIPT.search(m.group(2)):
+                    offenders.append(f"{lang}/{rel}: <script{m.group(1)}>{m.group(2)[:60]}")
+    offenders += [p.relative_to(built_site).as_posix() for p in built_site.rglob("*.js") if MATH_SCRIPT.search(p.name)]
+    assert offenders == []
+
+
+def test_every_file_exists_once_in_the_site(built_site):
+    by_content = {}
+    for path in sorted(built_site.rglob("*")):
+        if path.is_file() and path.suffix != ".html":
+            by_content.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(
+                path.relative_to(built_site).as_posix()
+            )
+    assert [paths for paths in by_content.values() if len(paths) > 1] == []
+
+
+def test_every_file_a_page_fetches_exists(built_site):
+    missing = []
+    for lang in LANGS:
+        for rel, html in html_pages(built_site, lang):
+            page = built_site / (rel if lang == "ko" else f"en/{rel}")
+            for url in parse(html).fetched:
+                if is_external(url) or url.startswith(("data:", "/")):
+                    continue
+                if not (page.parent / url.split("?")[0].split("#")[0]).resolve().is_file():
+                    missing.append(f"{lang}/{rel}: {url}")
+    assert missing == []
 
 
 # --- language parity ---------------------------------------------------------------------------------------
@@ -163,6 +268,7 @@ def docs_copy(tmp_path):
     shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("figures", "__pycache__"))
     shutil.copytree(ROOT / "snippets", tmp_path / "snippets", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "docs/assets/figures").mkdir(exist_ok=True)
+    (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")  # KaTeX renders the math during the build
     # Figures are regenerated, not copied: give every referenced one an empty stand-in so only our breakage fails.
     for page in (tmp_path / "docs").rglob("*.md"):
         for ref in re.findall(r"assets/figures/[\w.-]+", page.read_text(encoding="utf-8")):
@@ -186,6 +292,9 @@ def test_the_untouched_copy_builds(docs_copy):
         ('```python\n--8<-- "docs/hooks/translation.py:no_such_section"\n```', "no_such_section"),
         ("[broken](no-such-page.md)", "no-such-page.md"),
         ("[broken](index.md#no-such-anchor)", "no-such-anchor"),
+        # KaTeX cannot parse it: the build names the page and the formula, in Markdown and in raw HTML captions.
+        ("Math: $\\badmacro{x}$.", "index.md:\n  '\\\\badmacro{x}'"),
+        ("<figure><figcaption>Caption $\\frac{1}{$ here</figcaption></figure>", "'\\\\frac{1}{'"),
     ],
 )
 def test_strict_build_fails_on(docs_copy, breakage, message):

@@ -24,7 +24,7 @@
     });
   }
   // 3. A region that scrolls sideways (a wide formula, a notebook output) must be reachable with the keyboard
-  //    (WCAG 2.1.1; axe scrollable-region-focusable). Runs after KaTeX has rendered (katex-init.js loads first).
+  //    (WCAG 2.1.1; axe scrollable-region-focusable). The formulas are already HTML (rendered at build time).
   function focusableScrollers(root) {
     root.querySelectorAll("article div, article pre").forEach(function (el) {
       var style = getComputedStyle(el);
