@@ -26,13 +26,15 @@
   // 3. A region that scrolls sideways (a wide formula, a notebook output) must be reachable with the keyboard
   //    (WCAG 2.1.1; axe scrollable-region-focusable). The formulas are already HTML (rendered at build time).
   function focusableScrollers(root) {
-    root.querySelectorAll("article div, article pre").forEach(function (el) {
-      var style = getComputedStyle(el);
-      var scrolls = /(auto|scroll)/.test(style.overflowX) && el.scrollWidth > el.clientWidth + 1;
-      if (scrolls && !el.hasAttribute("tabindex") && !el.querySelector("a, button, input, [tabindex]")) {
-        el.setAttribute("tabindex", "0");
-      }
+    var candidates = Array.prototype.filter.call(root.querySelectorAll("article div, article pre"), function (el) {
+      return !el.hasAttribute("tabindex") && !el.querySelector("a, button, input, [tabindex]");
     });
+    // All reads first, then all writes: an attribute set between two reads of scrollWidth would force a new
+    // layout of the whole page for every element (seconds of blocking time on a page with hundreds of formulas).
+    var scrollers = candidates.filter(function (el) {
+      return /(auto|scroll)/.test(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 1;
+    });
+    scrollers.forEach(function (el) { el.setAttribute("tabindex", "0"); });
   }
 
   function enhance(root) {
