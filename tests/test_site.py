@@ -203,6 +203,24 @@ def test_every_file_exists_once_in_the_site(built_site):
     assert [paths for paths in by_content.values() if len(paths) > 1] == []
 
 
+INLINE_IMAGE = re.compile(r"<img\b[^>]*\bsrc=\"data:image/[^\"]{3000,}", re.I)
+
+
+def test_plots_are_lazy_image_files_not_inline_base64(built_site):
+    inline, eager = [], []
+    for lang in LANGS:
+        for rel, html in html_pages(built_site, lang):
+            inline += [f"{lang}/{rel}"] * len(INLINE_IMAGE.findall(html))
+            for tag in re.findall(r"<img\b[^>]*assets/images/inline/[^>]*>", html):
+                if not (re.search(r"\swidth=\"\d+\"", tag) and re.search(r"\sheight=\"\d+\"", tag)) or (
+                    'loading="lazy"' not in tag
+                ):
+                    eager.append(f"{lang}/{rel}: {tag[:120]}")
+    assert inline == [], "pages with inline base64 images (docs/hooks/notebook_images.py makes them files)"
+    assert eager == [], "plot images need width, height and loading=lazy"
+    assert list((built_site / "assets/images/inline").glob("*.webp")), "the notebook plots were not extracted"
+
+
 def test_every_file_a_page_fetches_exists(built_site):
     missing = []
     for lang in LANGS:
