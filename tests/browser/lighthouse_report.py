@@ -75,6 +75,9 @@ def row(path: str, lhr: dict) -> dict:
             out[name] = f"{value:,.0f} ms"
         else:
             out[name] = f"{value / 1000:.1f} s"
+    # Lighthouse's CPU benchmark at the time of the run: lower means a busier (slower) machine, and blocking time
+    # grows accordingly (an idle desktop scores about 1,000 to 2,000).
+    out["CPU index"] = round(lhr["environment"]["benchmarkIndex"])
     return out
 
 
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
     finally:
         server.shutdown()
 
-    columns = ["page", *CATEGORIES, *METRICS]
+    columns = ["page", *CATEGORIES, *METRICS, "CPU index"]
     lines = [
         f"Lighthouse {lhr['lighthouseVersion']}, {lhr['environment']['hostUserAgent'].split(') ')[-1]}, "
         f"mobile preset (simulated slow 4G), site served with gzip on 127.0.0.1. "
