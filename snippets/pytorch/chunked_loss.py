@@ -56,7 +56,8 @@ def chunk_logits(cosine, labels, margin_logits, margin_args):
     rows = torch.nonzero(labels >= 0).squeeze(1)
     if rows.numel() == 0:
         return logits
-    return logits.index_put((rows,), margin_logits(cosine[rows], labels[rows], **margin_args))
+    logits[rows] = margin_logits(cosine[rows], labels[rows], **margin_args)  # in place: no copy of the block
+    return logits
 
 
 # --8<-- [end:chunk_logits]
@@ -79,7 +80,7 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
             local = torch.where((labels >= start) & (labels < start + w.shape[0]), labels - start, -1)
             z = chunk_logits(F.linear(x, w), local, margin_logits, margin_args)
             new_max = torch.maximum(run_max, z.max(dim=1).values)
-            run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(z - new_max[:, None]).sum(dim=1)
+            run_sum = run_sum * torch.exp(run_max - new_max) + (z - new_max[:, None]).exp_().sum(dim=1)
             run_max = new_max
             rows = torch.nonzero(local >= 0).squeeze(1)
             target[rows] = z[rows, local[rows]]
@@ -113,7 +114,7 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
                     F.linear(x_detached, F.normalize(w, dim=1, eps=1e-12)), local, margin_logits, margin_args
                 )
                 with torch.no_grad():  # dL/dz = (softmax - one_hot) / B, computed in place on one [B, chunk] tensor
-                    grad_z = torch.exp(z - lse[:, None])
+                    grad_z = (z - lse[:, None]).exp_()
                     rows = torch.nonzero(local >= 0).squeeze(1)
                     grad_z[rows, local[rows]] -= 1.0
                     grad_z *= scale

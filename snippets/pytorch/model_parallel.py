@@ -159,7 +159,8 @@ def shard_logits(cosine, targets, margin_logits, margin_args):
     rows = torch.nonzero(targets >= 0).squeeze(1)
     if rows.numel() == 0:
         return logits
-    return logits.index_put((rows,), margin_logits(cosine[rows], targets[rows], **margin_args))
+    logits[rows] = margin_logits(cosine[rows], targets[rows], **margin_args)  # in place: no copy of [B, C_k]
+    return logits
 
 
 class DistCrossEntropy(torch.autograd.Function):
