@@ -1,6 +1,6 @@
 """Chunked margin cross-entropy (snippets/pytorch/chunked_loss.py) against the dense head and the paper formula.
 
-Oracles: the dense MarginLoss of snippets/pytorch/margins.py with the same class centres (loss and autograd
+Oracles: the dense MarginLoss of snippets/pytorch/margins.py with the same class centers (loss and autograd
 gradients; it builds the whole [B, C] logit matrix), and the float64 formula of tests/oracles.py for the loss.
 The memory claim is tested by watching every tensor the operators produce (TorchDispatchMode): none may be as
 large as [B, C]. The combination with the model-parallel head runs in real processes in test_model_parallel.py.
@@ -39,12 +39,14 @@ def batch(dtype=torch.float64, seed=0):
 
 
 def dense(x, labels, weight, margin):
-    head = margins.MarginLoss(D, C, margin=margin, **MARGIN_ARGS[margin]).to(x.dtype)
+    """The dense head of margins.py: CosineClassifier, the margin's *_logits, cross-entropy (what MarginLoss does)."""
+    classifier = margins.CosineClassifier(D, C).to(x.dtype)
     with torch.no_grad():
-        head.classifier.weight.copy_(weight)
+        classifier.weight.copy_(weight)
     x = x.clone().requires_grad_()
-    loss = head(x, labels)
-    grad_x, grad_w = torch.autograd.grad(loss, (x, head.classifier.weight))
+    logits = margins.MARGINS[margin](classifier(x), labels, **MARGIN_ARGS[margin])  # the whole [B, C] matrix
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    grad_x, grad_w = torch.autograd.grad(loss, (x, classifier.weight))
     return loss, grad_x, grad_w
 
 

@@ -1,9 +1,9 @@
 """Model-parallel margin head (snippets/pytorch/model_parallel.py) in real processes: gloo on 127.0.0.1, 2 and 3 ranks.
 
-Oracles, both single-process and built from the same global batch and class centres:
-- the full softmax: cos θ of the normalised embeddings and centres, margins.py's `*_logits`, cross-entropy, autograd
+Oracles, both single-process and built from the same global batch and class centers:
+- the full softmax: cos θ of the normalized embeddings and centers, margins.py's `*_logits`, cross-entropy, autograd
   for the gradients (the dense MarginLoss computation), and the float64 formula of tests/oracles.py for the loss;
-- for sample_rate < 1: the same full-softmax computation restricted to the class centres the ranks sampled
+- for sample_rate < 1: the same full-softmax computation restricted to the class centers the ranks sampled
   (single-process Partial FC given the same index).
 
 Each launch runs every scenario of one world size in one set of processes (starting torch dominates the cost), with
@@ -42,21 +42,21 @@ BAD_INPUTS = ["labels_out_of_range", "float_labels", "shape_mismatch"]
 
 
 def global_data(world, dtype):
-    """The global batch, labels and class centres, identical in the test and in every worker."""
+    """The global batch, labels and class centers, identical in the test and in every worker."""
     gen = torch.Generator().manual_seed(1234 + world)
     batch = sum(BATCH_SIZES[world])
     weight = torch.randn(NUM_CLASSES, DIM, generator=gen, dtype=torch.float64)
     labels = torch.randint(0, NUM_CLASSES, (batch,), generator=gen)
     labels[1] = labels[0]  # a repeated class
     embeddings = torch.randn(batch, DIM, generator=gen, dtype=torch.float64)
-    # Rows 2 and 3 point almost away from their own centre: θ_y near π, so θ_y + m > π (ArcFace's fallback branch).
+    # Rows 2 and 3 point almost away from their own center: θ_y near π, so θ_y + m > π (ArcFace's fallback branch).
     for i in (2, 3):
         embeddings[i] = -weight[labels[i]] + 0.05 * torch.randn(DIM, generator=gen, dtype=torch.float64)
     return embeddings.to(dtype), labels, weight.to(dtype)
 
 
 def scenarios():
-    """(name, settings) run by every launch; the test parametrisation reads the same list."""
+    """(name, settings) run by every launch; the test parametrization reads the same list."""
     out = []
     for dtype in ("float64", "float32"):
         for margin in MARGIN_ARGS:
@@ -241,19 +241,19 @@ margins = load("margins")
 
 
 def reference(world, settings, index=None):
-    """Single-process full softmax (index=None) or Partial FC on the centres `index`: loss, dL/dx, dL/dW.
+    """Single-process full softmax (index=None) or Partial FC on the centers `index`: loss, dL/dx, dL/dW.
 
     Computed in the scenario's dtype; the float64 scenarios are also held to the paper formula (oracles.py)."""
     dtype = getattr(torch, settings["dtype"])
     embeddings, labels, weight = global_data(world, dtype)  # the same dtype: float32 rounding is not under test
     x = embeddings.clone().requires_grad_()
     w = weight.clone().requires_grad_()
-    centres, targets = w, labels
+    centers, targets = w, labels
     if index is not None:
         index = torch.tensor(index)
-        centres, targets = w[index], torch.searchsorted(index, labels)
-        assert torch.equal(index[targets], labels), "a positive class centre was not sampled"
-    cosine = F.linear(F.normalize(x, eps=1e-12), F.normalize(centres, eps=1e-12))
+        centers, targets = w[index], torch.searchsorted(index, labels)
+        assert torch.equal(index[targets], labels), "a positive class center was not sampled"
+    cosine = F.linear(F.normalize(x, eps=1e-12), F.normalize(centers, eps=1e-12))
     logits = margins.MARGINS[settings["margin"]](cosine, targets, **MARGIN_ARGS[settings["margin"]])
     loss = F.cross_entropy(logits, targets)
     loss.backward()

@@ -14,7 +14,7 @@ INK, MUTED, LINE = "#333333", "#666666", "#999999"
 RANK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c"]
 COLLECTIVE = "#7b3294"
 WIDTH, HEIGHT = 760, 500
-COLUMN_X = [150, 380, 610]  # centre of each rank's column
+COLUMN_X = [150, 380, 610]  # center of each rank's column
 
 
 def text(x, y, content, size=13, color=INK, anchor="middle", weight="normal", style="normal"):
@@ -74,7 +74,7 @@ def draw():
         parts += [
             arrow(x, 142, x, 166),
             box(x - 95, 168, 190, 40, color, fill_opacity=0.25),
-            text(x, 185, f"class centres W_{k} [C_{k}, D]", size=12),
+            text(x, 185, f"class centers W_{k} [C_{k}, D]", size=12),
             text(x, 201, f"classes of shard {k} only", size=11, color=MUTED),
             arrow(x, 210, x, 232),
             box(x - 95, 234, 190, 52, color),

@@ -1,4 +1,4 @@
-"""The class centres of a Keras CosineClassifier split over devices by class, with keras.distribution (JAX backend).
+"""The class centers of a Keras CosineClassifier split over devices by class, with keras.distribution (JAX backend).
 
 keras.distribution places each variable on a DeviceMesh according to a LayoutMap. Giving the classifier's kernel
 W [D, C] the layout (None, "model") splits its columns, the classes, over the devices of the "model" axis: device k

@@ -11,8 +11,8 @@ The gradient is also local to a chunk once the normalizer is known,
 
     ∂L/∂z_ij = (softmax_ij - 1[j = y_i]) / B,      softmax_ij = exp(z_ij - logsumexp_i),
 
-so backward recomputes each chunk's logits from the embeddings and that chunk of class centres, multiplies by
-this gradient and lets autograd carry it through the margin, the normalisation and the matrix product. Peak extra
+so backward recomputes each chunk's logits from the embeddings and that chunk of class centers, multiplies by
+this gradient and lets autograd carry it through the margin, the normalization and the matrix product. Peak extra
 memory is a few [B, chunk_size] tensors instead of a few [B, C]; the price is one more [B, chunk] x [chunk, D]
 product per chunk (the forward's, done again in backward). Exactly the same numbers as the dense loss (up to
 floating-point summation order), for any `*_logits(cosine, labels, ...)` function of margins.py, because the margin
@@ -23,11 +23,11 @@ The same idea, fused into GPU kernels, is Liger-Kernel's fused linear cross-entr
 Cut Cross-Entropy (Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", 2024, arXiv 2411.09009),
 both for language-model vocabularies. This file is the plain-PyTorch version for margin heads.
 
-Across processes (model_parallel.py) each rank passes its shard of the class centres and labels re-indexed into
+Across processes (model_parallel.py) each rank passes its shard of the class centers and labels re-indexed into
 the shard (-1 where the target lives on another rank); with a `process_group` the running maximum, the running
 sum and the target logit are combined over the ranks by three all-reduces, so every rank holds the same loss.
 
-Conventions (shared with margins.py): `embeddings` [B, D], `weight` [C, D] (rows are class centres, normalised
+Conventions (shared with margins.py): `embeddings` [B, D], `weight` [C, D] (rows are class centers, normalized
 here), integer `labels` [B]; margins in radians; margin math in float32 or float64; returns the mean loss.
 """
 
@@ -132,7 +132,7 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
 def chunked_margin_cross_entropy(
     embeddings, weight, labels, margin_logits, chunk_size=4096, process_group=None, **margin_args
 ):
-    """Mean margin cross-entropy of embeddings [B, D] against class centres weight [C, D], chunk_size classes at a time.
+    """Mean margin cross-entropy of embeddings [B, D] against class centers weight [C, D], chunk_size classes at a time.
 
     margin_logits: any `*_logits(cosine, labels, ...)` function (margins.py); margin_args go to it (s, m, ...).
     process_group: None for one process; a torch.distributed group when weight is this rank's shard and labels are
@@ -168,23 +168,23 @@ def chunked_margin_cross_entropy(
 
 
 if __name__ == "__main__":
-    from margins import MarginLoss, arcface_logits  # the dense head, from the file next to this one
+    from margins import CosineClassifier, arcface_logits  # the dense head, from the file next to this one
 
     # Worked example: 10,000 classes in chunks of 1,000; the chunked loss and gradients equal the dense ones.
     torch.manual_seed(0)
-    dense = MarginLoss(embedding_size=64, num_classes=10_000, margin="arcface", s=64.0, m=0.5).double()
+    classifier = CosineClassifier(embedding_size=64, num_classes=10_000).double()
     x = torch.randn(32, 64, dtype=torch.float64, requires_grad=True)
     y = torch.randint(0, 10_000, (32,))
-    loss_dense = dense(x, y)
-    grad_x_dense, grad_w_dense = torch.autograd.grad(loss_dense, (x, dense.classifier.weight))
+    loss_dense = F.cross_entropy(arcface_logits(classifier(x), y, s=64.0, m=0.5), y)  # builds the [32, 10000] logits
+    grad_x_dense, grad_w_dense = torch.autograd.grad(loss_dense, (x, classifier.weight))
 
-    weight = dense.classifier.weight.detach().clone().requires_grad_()
+    weight = classifier.weight.detach().clone().requires_grad_()
     loss = chunked_margin_cross_entropy(x, weight, y, arcface_logits, chunk_size=1_000, s=64.0, m=0.5)
     grad_x, grad_w = torch.autograd.grad(loss, (x, weight))
     print(f"dense loss   {loss_dense.item():.12f}")
     print(f"chunked loss {loss.item():.12f}")
     print(
         f"max |grad difference|: embeddings {(grad_x - grad_x_dense).abs().max().item():.1e}, "
-        f"class centres {(grad_w - grad_w_dense).abs().max().item():.1e}"
+        f"class centers {(grad_w - grad_w_dense).abs().max().item():.1e}"
     )
     print("largest logit block held at once: [32, 1000] instead of [32, 10000]")

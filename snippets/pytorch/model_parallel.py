@@ -1,6 +1,6 @@
-"""Model-parallel margin head on torch.distributed: class centres split by class over processes, Partial FC per shard.
+"""Model-parallel margin head on torch.distributed: class centers split by class over processes, Partial FC per shard.
 
-With W processes (ranks), rank k holds the class centres of one consecutive block of classes, C_k of them
+With W processes (ranks), rank k holds the class centers of one consecutive block of classes, C_k of them
 (C_k = ⌊C/W⌋ + 1[k < C mod W], so uneven C is fine), and never the whole [C, D] matrix. One step:
 
   1. all-gather   every rank receives the embeddings [B, D] and labels [B] of all ranks (B = Σ b_k); the
@@ -22,8 +22,8 @@ shard: all classes of its shard present in the batch (the positives) plus unifor
 
 Inputs are checked on every rank and the verdict is agreed by one small all-reduce before any other collective, so
 bad input on one rank raises the same ValueError on all ranks instead of leaving the others waiting forever.
-The same code runs with gloo on CPU and NCCL on GPU: tensors stay on the device of the class centres. Without an
-initialised process group the head is a single process that owns every class (the full-softmax MarginLoss).
+The same code runs with gloo on CPU and NCCL on GPU: tensors stay on the device of the class centers. Without an
+initialized process group the head is a single process that owns every class (the full-softmax MarginLoss).
 
 Conventions (shared with margins.py): `margin_logits` is any `*_logits(cosine, labels, ...)` function, margins in
 radians, margin math in float32 or float64; forward returns the mean cross-entropy over the global batch.
@@ -130,7 +130,7 @@ def sample_shard(targets, num_local, sample_rate, generator=None):
     """Partial FC on one shard: keep every class of the shard present in targets, fill up with random others.
 
     targets: labels re-indexed into the shard, -1 where the class lives elsewhere. Returns (index, remapped):
-    sorted shard-local ids of the sampled centres, and targets re-indexed into the sample (-1 stays -1).
+    sorted shard-local ids of the sampled centers, and targets re-indexed into the sample (-1 stays -1).
     """
     owned = targets >= 0
     positive = torch.unique(targets[owned])  # sorted
@@ -204,7 +204,7 @@ def dist_margin_cross_entropy(embeddings, weight, targets, margin_logits, proces
 
 # --8<-- [start:model_parallel_loss]
 class ModelParallelMarginLoss(nn.Module):
-    """This rank's shard of the class centres [C_k, D] + a margin softmax over all ranks; forward returns the mean loss.
+    """This rank's shard of the class centers [C_k, D] + a margin softmax over all ranks; forward returns the mean loss.
 
     margin_logits: any `*_logits(cosine, labels, ...)` function; margin_args go to it (s, m, ...).
     sample_rate < 1: Partial FC in train() mode (positives kept); eval() or sample_rate = 1 uses the whole shard.
@@ -239,7 +239,7 @@ class ModelParallelMarginLoss(nn.Module):
             generator,
         )
         margin_logits(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), **margin_args)  # bad margin args: fail now
-        self.weight = nn.Parameter(torch.randn(self.num_local, embedding_size) * 0.01)  # this rank's class centres
+        self.weight = nn.Parameter(torch.randn(self.num_local, embedding_size) * 0.01)  # this rank's class centers
         self.last_index = None  # global class ids used in the last step (all of the shard when not sampling)
 
     def forward(self, embeddings, labels):
@@ -289,7 +289,7 @@ def agree_on_inputs_local(embeddings, labels, num_classes, embedding_size):
 if __name__ == "__main__":
     import os
 
-    from margins import MarginLoss, arcface_logits  # the single-process head, from the file next to this one
+    from margins import CosineClassifier, arcface_logits  # the single-process head, from the file next to this one
 
     # Worked example: 1,003 classes (uneven shards), 8 embeddings per rank, ArcFace s = 64, m = 0.5, float64.
     distributed = "WORLD_SIZE" in os.environ  # set by torchrun
@@ -302,20 +302,21 @@ if __name__ == "__main__":
     device = torch.device("cuda", torch.cuda.current_device()) if distributed and backend == "nccl" else "cpu"
     num_classes, dim, per_rank = 1_003, 16, 8
 
-    generator = torch.Generator().manual_seed(0)  # the same global batch and centres on every rank
+    generator = torch.Generator().manual_seed(0)  # the same global batch and centers on every rank
     all_embeddings = torch.randn(world * per_rank, dim, generator=generator, dtype=torch.float64)
     all_labels = torch.randint(0, num_classes, (world * per_rank,), generator=generator)
-    all_centres = torch.randn(num_classes, dim, generator=generator, dtype=torch.float64)
+    all_centers = torch.randn(num_classes, dim, generator=generator, dtype=torch.float64)
 
-    # The single-process reference on the same global batch and the same centres.
-    reference = MarginLoss(dim, num_classes, margin="arcface", s=64.0, m=0.5).double()
+    # The single-process reference on the same global batch and the same centers.
+    classifier = CosineClassifier(dim, num_classes).double()
     with torch.no_grad():
-        reference.classifier.weight.copy_(all_centres)
-    expected = reference(all_embeddings, all_labels).item()
+        classifier.weight.copy_(all_centers)
+    logits = arcface_logits(classifier(all_embeddings), all_labels, s=64.0, m=0.5)
+    expected = F.cross_entropy(logits, all_labels).item()
 
     head = ModelParallelMarginLoss(dim, num_classes, arcface_logits, s=64.0, m=0.5).double().to(device)
     with torch.no_grad():
-        head.weight.copy_(all_centres[head.class_start : head.class_start + head.num_local])
+        head.weight.copy_(all_centers[head.class_start : head.class_start + head.num_local])
     mine = slice(rank * per_rank, (rank + 1) * per_rank)
     embeddings = all_embeddings[mine].clone().to(device).requires_grad_()
     loss = head(embeddings, all_labels[mine].to(device))

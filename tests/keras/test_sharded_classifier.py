@@ -1,4 +1,4 @@
-"""CosineClassifier with its class centres split over two devices (snippets/keras/sharded_classifier.py, JAX only).
+"""CosineClassifier with its class centers split over two devices (snippets/keras/sharded_classifier.py, JAX only).
 
 Oracle: the same model, batch and initial kernel on one device. Two simulated CPU devices need XLA_FLAGS before jax
 starts, and jax has started in this process already, so the comparison runs in a fresh subprocess.
