@@ -1,7 +1,7 @@
 """Model-parallel margin head on torch.distributed: class centers split by class over processes, Partial FC per shard.
 
-With W processes (ranks), rank k holds the class centers of one consecutive block of classes, C_k of them
-(C_k = ⌊C/W⌋ + 1[k < C mod W], so uneven C is fine), and never the whole [C, D] matrix. One step:
+With N processes (ranks), rank k holds the class centers of one consecutive block of classes, C_k of them
+(C_k = ⌊C/N⌋ + 1[k < C mod N], so uneven C is fine), and never the whole [C, D] matrix. One step:
 
   1. all-gather   every rank receives the embeddings [B, D] and labels [B] of all ranks (B = Σ b_k); the
                   gradient of the embeddings flows back to the rank that produced them (backward = all-reduce of
@@ -42,7 +42,7 @@ from torch import nn
 
 # --8<-- [start:shard_range]
 def shard_range(num_classes, rank, world_size):
-    """First class and number of classes of rank's shard: consecutive blocks, the first C mod W one class larger."""
+    """First class and number of classes of rank's shard: consecutive blocks, the first C mod N one class larger."""
     base, extra = divmod(num_classes, world_size)
     return base * rank + min(rank, extra), base + int(rank < extra)
 
