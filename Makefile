@@ -59,6 +59,7 @@ setup: $(VENV)/.installed $(VENV)/.dev-installed docs/assets/vendor/.stamp ## Cr
 figures: setup ## Run the experiments and draw every figure (cached: unchanged runs are skipped)
 	$(call say,Figures and experiment results (snippets/experiments))
 	$(PY) snippets/experiments/make_figures.py
+	$(PY) snippets/benchmarks/model_parallel_figure.py
 
 notebooks: setup ## Regenerate the tutorial .ipynb files from their jupytext sources
 	$(call say,Notebooks from jupytext sources)
@@ -130,6 +131,7 @@ test-backends: $(VENV)/.backends ## Run the Keras tests under the jax and tensor
 
 bench: setup ## Time the margin heads and Partial FC (writes snippets/benchmarks/results.json)
 	$(PY) snippets/benchmarks/bench_heads.py
+	$(PY) snippets/benchmarks/bench_large_scale.py
 
 translation-status: ## Show which translated pages are in sync with their source
 	$(PY) docs/hooks/translation.py status

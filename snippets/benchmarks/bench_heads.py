@@ -227,7 +227,7 @@ def write_markdown(result, path):
         f"Partial FC (ArcFace): B = {B}, D = {D_PFC}; step = sampling + forward + backward, median of n (ms); "
         "peak extra memory = peak resident size during the steps − resident size before them (MiB).",
         "",
-        "| C | r | sampled centres | n | step | speed-up vs r = 1 | peak extra memory |",
+        "| C | r | sampled centers | n | step | speed-up vs r = 1 | peak extra memory |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["partial_fc"]:
