@@ -73,7 +73,7 @@ def test_curricularface_easy_negatives_keep_their_cosine():
 
 def test_curricularface_module_first_step_matches_e7():
     embeddings, weight = realizable_embeddings(E7_COSINE)
-    head = curricularface.CurricularFace(4, 3).double()
+    head = curricularface.CurricularFaceHead(4, 3).double()
     with torch.no_grad():
         head.weight.copy_(weight)
     logits = head(embeddings, torch.tensor(E7_LABELS))
@@ -83,7 +83,7 @@ def test_curricularface_module_first_step_matches_e7():
 
 def test_curricularface_two_consecutive_calls_update_t_before_use():
     torch.manual_seed(0)
-    head = curricularface.CurricularFace(5, 4, momentum=0.2).double()
+    head = curricularface.CurricularFaceHead(5, 4, momentum=0.2).double()
     batches = [
         (torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])),
         (torch.randn(4, 5, dtype=torch.float64), torch.tensor([2, 2, 3, 0])),
@@ -104,7 +104,7 @@ def test_curricularface_two_consecutive_calls_update_t_before_use():
 
 def test_curricularface_second_step_matches_e7_with_previous_t():
     embeddings, weight = realizable_embeddings(E7_COSINE)
-    head = curricularface.CurricularFace(4, 3).double()
+    head = curricularface.CurricularFaceHead(4, 3).double()
     with torch.no_grad():
         head.weight.copy_(weight)
         head.t.fill_(0.3)
@@ -114,7 +114,7 @@ def test_curricularface_second_step_matches_e7_with_previous_t():
 
 
 def test_curricularface_eval_mode_leaves_t_alone():
-    head = curricularface.CurricularFace(4, 3).eval()
+    head = curricularface.CurricularFaceHead(4, 3).eval()
     head(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))
     assert head.t.item() == 0.0
 
@@ -149,7 +149,7 @@ def test_curricularface_finite_gradients_at_cosine_plus_minus_one(edge):
 
 
 def test_curricularface_module_finite_for_zero_embedding():
-    head = curricularface.CurricularFace(4, 3)
+    head = curricularface.CurricularFaceHead(4, 3)
     embeddings = torch.zeros(2, 4, requires_grad=True)
     loss = F.cross_entropy(head(embeddings, torch.tensor([0, 2])), torch.tensor([0, 2]))
     loss.backward()
@@ -158,7 +158,7 @@ def test_curricularface_module_finite_for_zero_embedding():
 
 def test_curricularface_under_bf16_autocast_returns_float32():
     torch.manual_seed(0)
-    head = curricularface.CurricularFace(8, 5).eval()
+    head = curricularface.CurricularFaceHead(8, 5).eval()
     embeddings, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 0])
     reference = head(embeddings, labels)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -168,7 +168,7 @@ def test_curricularface_under_bf16_autocast_returns_float32():
 
 
 def test_curricularface_batch_of_one():
-    head = curricularface.CurricularFace(3, 2, momentum=0.5)
+    head = curricularface.CurricularFaceHead(3, 2, momentum=0.5)
     logits = head(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([1]))
     w = F.normalize(head.weight.detach(), dim=1)
     assert head.t.item() == pytest.approx(0.5 * w[1, 0].item(), rel=1e-6)
@@ -197,7 +197,7 @@ def test_curricularface_logits_bad_inputs_raise_value_error(kwargs, message):
 
 
 def test_curricularface_bad_call_does_not_move_t():
-    head = curricularface.CurricularFace(4, 3)
+    head = curricularface.CurricularFaceHead(4, 3)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         head(torch.randn(2, 4), torch.tensor([0, 3]))
     assert head.t.item() == 0.0

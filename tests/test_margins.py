@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from oracles import arcface_target, cosine_matrix, cross_entropy
 from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
+from torch import nn
 
 margins = load_snippet("pytorch/margins.py")
 
@@ -23,6 +24,19 @@ margins = load_snippet("pytorch/margins.py")
 E2_COSINE = [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]]
 E3_COSINE = [[0.8, 0.3, -0.2], [0.1, 0.6, -0.4]]
 E2_LABELS = [0, 1]
+
+
+class Head(nn.Module):
+    """CosineClassifier + MarginLoss as a training loop uses them: head(x, y) = loss(classifier(x), y)."""
+
+    def __init__(self, embedding_size, num_classes, margin="arcface", **margin_args):
+        super().__init__()
+        self.classifier = margins.CosineClassifier(embedding_size, num_classes)
+        self.loss = margins.MarginLoss(margin, **margin_args)
+        self.margin_logits, self.margin_args = self.loss.margin_logits, self.loss.margin_args
+
+    def forward(self, embeddings, labels):
+        return self.loss(self.classifier(embeddings), labels)
 
 
 # ----------------------------------------------------------------------------------------------- float64 oracles
@@ -198,7 +212,7 @@ def test_margin_changes_only_the_target_column(kind, fn, kwargs):
 def pml_pair(margin, pml_loss, **margin_args):
     """Our MarginLoss and a PML loss holding the same class weights (PML's W is [D, C], ours [C, D])."""
     torch.manual_seed(1)
-    head = margins.MarginLoss(8, 5, margin=margin, **margin_args)
+    head = Head(8, 5, margin=margin, **margin_args)
     with torch.no_grad():
         head.classifier.weight.normal_()
         pml_loss.W.copy_(head.classifier.weight.T)
@@ -249,7 +263,7 @@ def test_arcface_with_pml_default_degrees_matches_worked_example_e2():
 @pytest.mark.parametrize("kind, fn, kwargs", CASES, ids=CASE_IDS)
 def test_margin_loss_matches_float64_reference_end_to_end(kind, fn, kwargs):
     torch.manual_seed(2)
-    head = margins.MarginLoss(6, 4, margin=kind, **kwargs).double()
+    head = Head(6, 4, margin=kind, **kwargs).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     cosine = cosine_matrix(embeddings.numpy(), head.classifier.weight.detach().numpy())
     expected = cross_entropy(call_reference(kind, cosine.tolist(), labels.tolist(), kwargs), labels)
@@ -269,7 +283,7 @@ def test_cosine_classifier_returns_cosines_of_normalised_vectors():
 @pytest.mark.parametrize("kind, fn, kwargs", CASES, ids=CASE_IDS)
 def test_margin_loss_is_invariant_to_rescaling_embeddings_and_weights(kind, fn, kwargs):
     torch.manual_seed(4)
-    head = margins.MarginLoss(6, 4, margin=kind, **kwargs).double()
+    head = Head(6, 4, margin=kind, **kwargs).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     before = head(embeddings, labels)
     with torch.no_grad():
@@ -289,7 +303,7 @@ def test_margin_passes_gradcheck_away_from_kinks(kind, fn, kwargs):
 @pytest.mark.parametrize("kind", CASE_IDS)
 def test_margin_loss_passes_gradcheck_for_embeddings_and_weights(kind):
     torch.manual_seed(6)
-    head = margins.MarginLoss(5, 4, margin=kind, s=8.0).double()
+    head = Head(5, 4, margin=kind, s=8.0).double()
     embeddings = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     weight = head.classifier.weight.detach().clone().requires_grad_()
     labels = torch.randint(0, 4, (6,))
@@ -323,7 +337,7 @@ def test_margin_gradient_is_finite_and_nonzero_past_theta_plus_m_over_pi(kind, f
 
 @pytest.mark.parametrize("kind", CASE_IDS)
 def test_margin_loss_is_finite_for_an_all_zero_embedding(kind):
-    head = margins.MarginLoss(4, 3, margin=kind)
+    head = Head(4, 3, margin=kind)
     embeddings = torch.zeros(2, 4)
     embeddings[1] = torch.tensor([1.0, -2.0, 0.5, 0.0])
     embeddings.requires_grad_()
@@ -336,7 +350,7 @@ def test_margin_loss_is_finite_for_an_all_zero_embedding(kind):
 @pytest.mark.parametrize("kind", CASE_IDS)
 def test_margin_loss_under_autocast_bf16_is_finite_float32(kind):
     torch.manual_seed(7)
-    head = margins.MarginLoss(16, 10, margin=kind)
+    head = Head(16, 10, margin=kind)
     embeddings = torch.randn(8, 16, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cosine = head.classifier(embeddings)
@@ -534,12 +548,12 @@ def test_sphereface_accepts_a_numpy_integer_margin():
 
 def test_margin_loss_rejects_unknown_margin_name():
     with pytest.raises(ValueError, match="unknown margin 'arcfce'"):
-        margins.MarginLoss(4, 3, margin="arcfce")
+        margins.MarginLoss(margin="arcfce")
 
 
 def test_margin_loss_rejects_bad_margin_at_construction():
     with pytest.raises(ValueError, match="ArcFace margin m"):
-        margins.MarginLoss(4, 3, margin="arcface", m=2.0)
+        margins.MarginLoss(margin="arcface", m=2.0)
 
 
 def test_cosine_classifier_rejects_wrong_embedding_size():

@@ -256,7 +256,7 @@ def test_batch_loss_on_low_precision_embeddings_is_float32(fn, dtype):
 # ----------------------------------------------------------------------------------------------- P×K batches
 def test_pk_batches_hold_p_classes_with_k_samples_each():
     labels = torch.arange(10).repeat_interleave(torch.tensor([5, 6, 2, 4, 4, 8, 4, 3, 4, 9]))
-    batches = triplet.pk_batches(labels, p=3, k=4, generator=torch.Generator().manual_seed(0))
+    batches = triplet.pk_batches(labels, p=3, k=4, seed=0)
     assert len(batches) == 3  # 10 classes // 3
     seen = []
     for batch in batches:
@@ -268,10 +268,10 @@ def test_pk_batches_hold_p_classes_with_k_samples_each():
     assert not big or len(set(big[0]) & set((labels == 5).nonzero()[:, 0].tolist())) == 4  # no repeats if ≥ k
 
 
-def test_pk_batches_are_reproducible_with_a_generator():
+def test_pk_batches_are_reproducible_with_a_seed():
     labels = torch.arange(6).repeat(5)
-    first = triplet.pk_batches(labels, 2, 3, generator=torch.Generator().manual_seed(1))
-    assert first == triplet.pk_batches(labels, 2, 3, generator=torch.Generator().manual_seed(1))
+    first = triplet.pk_batches(labels, 2, 3, seed=1)
+    assert first == triplet.pk_batches(labels, 2, 3, seed=1)
 
 
 def test_pk_batches_reject_more_classes_than_exist():

@@ -18,13 +18,18 @@ Conventions (the same as the PyTorch twin, snippets/pytorch/adaface.py, name for
 target column; margin math in float32 (float64 stays float64); the target cosine is clamped to [-1 + eps, 1 - eps]
 before arccos, as in the authors' head.py, so gradients stay finite at cos(theta) = +-1.
 
-`AdaFace` is a layer called on [embeddings, labels]: the labels are a second model input, because the margin needs
+`AdaFaceHead` is a layer called on [embeddings, labels]: the labels are a second model input, because the margin needs
 them. It keeps mu and sigma as non-trainable weights (starting at 20 and 100, as the authors' code), updated from
 each training batch *before* use: mu <- t_alpha * mean + (1 - t_alpha) * mu, sigma likewise with the unbiased
 (ddof = 1) standard deviation of the batch norms; a batch of one keeps the old sigma instead of turning it into
 NaN. It returns the scaled logits: compile with SparseCategoricalCrossentropy(from_logits=True). Only keras.ops is
 used, so the file runs on the torch, jax and tensorflow backends. The check that labels lie in [0, C) needs their
 values, so it runs only when they are concrete (eager); inside a jax.jit / tf.function trace it is skipped.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`adaface_logits(cosine, labels, norms, batch_mean, batch_std, ...)` returns the scaled logits [B, C];
+`AdaFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running norm statistics and
+returns the scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
 import math
@@ -73,10 +78,10 @@ def _clamp(x, low, high):
 
 
 # --8<-- [start:adaface_logits]
-def adaface_logits(cosine, norms, labels, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
+def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
     """Scaled AdaFace logits [B, C]: only the target column gets the norm-adaptive margin.
 
-    cosine: [B, C] cosines; norms: [B] (or [B, 1]) norms of the un-normalised embeddings;
+    cosine: [B, C] cosines; labels: [B] integer targets; norms: [B] (or [B, 1]) norms of the un-normalised embeddings;
     batch_mean, batch_std: the running statistics mu, sigma of the norms (numbers or 0-d tensors).
     """
     cosine, labels = _check_inputs(cosine, labels, s, m)
@@ -111,7 +116,7 @@ def _l2_normalize(x, axis, eps=1e-12):
 
 # --8<-- [start:adaface]
 @keras.saving.register_keras_serializable(package="adaface")
-class AdaFace(keras.layers.Layer):
+class AdaFaceHead(keras.layers.Layer):
     """Class centres [D, C] plus the running norm statistics; call([embeddings, labels]) returns scaled logits [B, C].
 
     With training=True (model.fit) each call first updates mu and sigma from the batch, then uses them;
@@ -158,7 +163,7 @@ class AdaFace(keras.layers.Layer):
             sigma = self.t_alpha * std + (1 - self.t_alpha) * sigma
             self.batch_mean.assign(ops.cast(mu, self.batch_mean.dtype))
             self.batch_std.assign(ops.cast(sigma, self.batch_std.dtype))
-        return adaface_logits(cosine, norms, labels, mu, sigma, self.s, self.m, self.h, self.eps)
+        return adaface_logits(cosine, labels, norms, mu, sigma, self.s, self.m, self.h, self.eps)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.num_classes)
@@ -182,7 +187,7 @@ if __name__ == "__main__":
     # Worked example (the same numbers as the PyTorch twin): norms below, at and above mu = 20, sigma = 10.
     cosine = np.array([[0.8, 0.3, -0.2], [0.1, 0.6, -0.4], [0.2, -0.1, 0.5]], dtype="float32")
     labels = np.array([0, 1, 2])
-    logits = adaface_logits(cosine, np.array([10.0, 20.0, 30.0], "float32"), labels, batch_mean=20.0, batch_std=10.0)
+    logits = adaface_logits(cosine, labels, np.array([10.0, 20.0, 30.0], "float32"), batch_mean=20.0, batch_std=10.0)
     print("logits:\n", np.round(ops.convert_to_numpy(logits), 4))  # targets 28.5712, 12.8, 4.9528
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
     print("loss:", float(loss))  # 2.616444
@@ -191,7 +196,7 @@ if __name__ == "__main__":
     keras.utils.set_random_seed(0)
     features, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 4
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    logits = AdaFace(embedding_size=16, num_classes=4)([keras.layers.Dense(16)(x_in), y_in])
+    logits = AdaFaceHead(embedding_size=16, num_classes=4)([keras.layers.Dense(16)(x_in), y_in])
     model = keras.Model([x_in, y_in], logits)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit([features, y], y, batch_size=16, epochs=1, verbose=0)

@@ -18,10 +18,15 @@ hard negative c_j * (t + c_j) < c_j is damped (easy samples dominate); once t + 
 
 Conventions (the same as the PyTorch twin, snippets/pytorch/curricularface.py, name for name): angles and m in
 radians; `curricularface_logits` returns scaled logits [B, C]; margin math in float32 (float64 stays float64);
-sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1. `CurricularFace` is a layer called on
+sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1. `CurricularFaceHead` is a layer called on
 [embeddings, labels] (the labels are a second model input) with t as a non-trainable weight; it returns the
 scaled logits: compile with SparseCategoricalCrossentropy(from_logits=True). Only keras.ops is used, so the file
 runs on the torch, jax and tensorflow backends; the labels-in-[0, C) check runs only on concrete (eager) values.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`curricularface_logits(cosine, labels, t, ...)` returns the scaled logits [B, C];
+`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running t and returns the
+scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
 import math
@@ -95,7 +100,7 @@ def _l2_normalize(x, axis, eps=1e-12):
 
 # --8<-- [start:curricularface]
 @keras.saving.register_keras_serializable(package="curricularface")
-class CurricularFace(keras.layers.Layer):
+class CurricularFaceHead(keras.layers.Layer):
     """Class centres [D, C] plus the curriculum parameter t; call([embeddings, labels]) returns scaled logits [B, C].
 
     With training=True (model.fit) each call first updates t from the batch's target cosines, then uses it;
@@ -168,7 +173,7 @@ if __name__ == "__main__":
     keras.utils.set_random_seed(0)
     features, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 4
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    logits = CurricularFace(embedding_size=16, num_classes=4)([keras.layers.Dense(16)(x_in), y_in])
+    logits = CurricularFaceHead(embedding_size=16, num_classes=4)([keras.layers.Dense(16)(x_in), y_in])
     model = keras.Model([x_in, y_in], logits)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit([features, y], y, batch_size=16, epochs=1, verbose=0)

@@ -37,6 +37,11 @@ backend); while jax.jit or tf.function traces a graph (model.fit on jax or tenso
 and that one check is skipped.
 
 Run `KERAS_BACKEND=torch python snippets/keras/margins.py` (or jax, tensorflow) for a worked example.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+every `*_logits(cosine, labels, s, ...)` returns the scaled logits [B, C]; `CosineClassifier(embedding_size,
+num_classes)` returns the cosines [B, C]; `MarginLoss(margin, **margin_args)` takes those cosines and the labels
+and returns the scalar mean cross-entropy.
 """
 
 import math

@@ -16,11 +16,16 @@ Conventions (the same as the PyTorch twin, snippets/pytorch/partial_fc.py, name 
 radians; ArcFace target s * cos(theta + m), falling back to s * (cos(theta) - m * sin(m)) once
 cos(theta) < cos(pi - m); CosFace target s * (cos(theta) - m); only the target column changes.
 
-Because the sampled labels exist only inside the layer, `PartialFC` computes its own loss: it is called on
+Because the sampled labels exist only inside the layer, `PartialFCLoss` computes its own loss: it is called on
 [embeddings, labels], returns the mean cross-entropy (a scalar, as the PyTorch twin) and registers it with
 add_loss, so a model ending in it trains with model.compile(optimizer) and no `loss=` argument. Random draws use
 keras.random with a SeedGenerator; only keras.ops is used, so the file runs on the torch, jax and tensorflow
 backends. Checks that need label values (range, number of distinct classes) run only when they are concrete.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`sample_class_centers(labels, num_classes, num_sample, generator)` returns (index, remapped labels);
+`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centres (it samples
+them) and returns the scalar mean loss for (embeddings, labels).
 """
 
 import math
@@ -100,7 +105,7 @@ def _l2_normalize(x, axis, eps=1e-12):
 
 # --8<-- [start:partial_fc]
 @keras.saving.register_keras_serializable(package="partial_fc")
-class PartialFC(keras.layers.Layer):
+class PartialFCLoss(keras.layers.Layer):
     """Class centres [D, C] and a margin softmax on a per-step sample of them; call([embeddings, labels]) returns
     the mean cross-entropy and adds it to the model's losses.
 
@@ -186,11 +191,13 @@ if __name__ == "__main__":
     print("sampled centres:", index.tolist(), " remapped labels:", remapped.tolist())
     print("index[remapped] == labels:", bool(np.all(index[remapped] == labels)))
 
-    # A model ending in PartialFC trains with model.fit and no loss= (the layer adds its own loss).
+    # A model ending in PartialFCLoss trains with model.fit and no loss= (the layer adds its own loss).
     keras.utils.set_random_seed(0)
     features, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 50
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    loss = PartialFC(embedding_size=16, num_classes=50, sample_rate=0.2, seed=0)([keras.layers.Dense(16)(x_in), y_in])
+    loss = PartialFCLoss(embedding_size=16, num_classes=50, sample_rate=0.2, seed=0)(
+        [keras.layers.Dense(16)(x_in), y_in]
+    )
     model = keras.Model([x_in, y_in], loss)
     model.compile(optimizer="adam")
     history = model.fit([features, y], batch_size=16, epochs=2, verbose=0)

@@ -23,6 +23,11 @@ one file runs on the torch, jax and tensorflow backends. As in margins.py, the c
 needs concrete values and is skipped while jax.jit or tf.function traces.
 
 Run `KERAS_BACKEND=torch python snippets/keras/subcenter.py` (or jax, tensorflow) for a worked example.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`subcenter_arcface_logits(cosine, labels, num_subcenters, s, m)` returns the scaled logits [B, C] for the
+[B, C·K] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
+`SubCenterArcFaceLoss(num_subcenters, s, m)` takes them and the labels and returns the scalar mean loss.
 """
 
 import math

@@ -26,6 +26,11 @@ with integer class ids as y_true; feed it P×K batches (`pk_batches`), or batch-
 Only keras.ops is used, so one file runs on the torch, jax and tensorflow backends.
 
 Run `KERAS_BACKEND=torch python snippets/keras/triplet.py` (or jax, tensorflow) for a worked example.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`pairwise_distances(embeddings)` returns [B, B] distances; every `*_triplet_loss` function and
+`BatchTripletLoss(mining, margin)` return a scalar mean loss; `pk_batches(labels, p, k, seed)` returns lists of
+indices.
 """
 
 import keras

@@ -20,6 +20,11 @@ samples dominate). That is the curriculum: easy first, hard later, inside the lo
 Conventions (shared with margins.py): angles and m in radians; `curricularface_logits` returns scaled logits
 [B, C] for `torch.nn.functional.cross_entropy`; margin math in float32 (float64 stays float64) even under autocast;
 sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`curricularface_logits(cosine, labels, t, ...)` returns the scaled logits [B, C];
+`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running t and returns the
+scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
 import math
@@ -78,7 +83,7 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 
 
 # --8<-- [start:curricularface]
-class CurricularFace(nn.Module):
+class CurricularFaceHead(nn.Module):
     """Class centres plus the running curriculum parameter t; forward(embeddings, labels) returns scaled logits [B, C].
 
     Feed the logits to F.cross_entropy(logits, labels). In train() mode each call first updates t from the batch's
@@ -121,7 +126,7 @@ if __name__ == "__main__":
     print("loss:", F.cross_entropy(logits, labels).item())  # 0.048681
 
     torch.manual_seed(0)
-    head = CurricularFace(embedding_size=4, num_classes=3)
+    head = CurricularFaceHead(embedding_size=4, num_classes=3)
     embeddings, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
     for step in range(2):
         F.cross_entropy(head(embeddings, y), y).backward()

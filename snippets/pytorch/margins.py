@@ -33,6 +33,11 @@ Conventions:
   finite at cos θ = ±1.
 
 Run `python snippets/pytorch/margins.py` for a worked example you can check by hand.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+every `*_logits(cosine, labels, s, ...)` returns the scaled logits [B, C]; `CosineClassifier(embedding_size,
+num_classes)` returns the cosines [B, C]; `MarginLoss(margin, **margin_args)` takes those cosines and the labels
+and returns the scalar mean cross-entropy.
 """
 
 import math
@@ -194,21 +199,22 @@ MARGINS = {
 
 
 class MarginLoss(nn.Module):
-    """Cosine classifier + a margin from MARGINS + mean cross-entropy.
+    """A margin from MARGINS + mean cross-entropy: forward(cosine, labels) returns the scalar loss.
 
-    `margin_args` go to the margin function (s, m, or m1/m2/m3); unset ones keep its defaults.
+    `cosine` is the [B, C] output of a CosineClassifier; `margin_args` go to the margin function (s, m, or
+    m1/m2/m3), unset ones keep its defaults. The class weights live in the CosineClassifier, not here (as in
+    Keras): optimise the parameters of both backbone and classifier.
     """
 
-    def __init__(self, embedding_size, num_classes, margin="arcface", **margin_args):
+    def __init__(self, margin="arcface", **margin_args):
         super().__init__()
         if margin not in MARGINS:
             raise ValueError(f"unknown margin {margin!r}; choose one of {sorted(MARGINS)}")
-        self.classifier = CosineClassifier(embedding_size, num_classes)
-        self.margin_logits, self.margin_args = MARGINS[margin], margin_args
+        self.margin, self.margin_logits, self.margin_args = margin, MARGINS[margin], margin_args
         self.margin_logits(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), **margin_args)  # fail now, not later
 
-    def forward(self, embeddings, labels):
-        logits = self.margin_logits(self.classifier(embeddings), labels, **self.margin_args)
+    def forward(self, cosine, labels):
+        logits = self.margin_logits(cosine, labels, **self.margin_args)
         return F.cross_entropy(logits, labels.long())
 
 
@@ -234,7 +240,7 @@ if __name__ == "__main__":
     # loss = mean of log(e^17.4035 + e^19.2 + e^6.4) - 17.4035 and the same for sample 1 = 1.484475.
 
     torch.manual_seed(0)
-    head = MarginLoss(embedding_size=4, num_classes=3, margin="arcface", s=64.0, m=0.5)
+    classifier, loss_fn = CosineClassifier(embedding_size=4, num_classes=3), MarginLoss("arcface", s=64.0, m=0.5)
     embeddings = torch.randn(2, 4)
-    loss = head(embeddings, labels).item()  # untrained (random weights), so the loss is large
-    print("untrained MarginLoss(4, 3, 'arcface') on a random batch of two:", round(loss, 4))
+    loss = loss_fn(classifier(embeddings), labels).item()  # untrained (random weights), so the loss is large
+    print("MarginLoss('arcface') on an untrained CosineClassifier(4, 3), a random batch of two:", round(loss, 4))

@@ -21,7 +21,12 @@ computation: one shard that owns all classes.
 
 Conventions (shared with margins.py): angles and m in radians; ArcFace target s * cos(theta + m), falling back to
 s * (cos(theta) - m * sin(m)) once cos(theta) < cos(pi - m); CosFace target s * (cos(theta) - m); only the target
-column changes; margin math in float32; `PartialFC` returns the mean cross-entropy over the batch.
+column changes; margin math in float32; `PartialFCLoss` returns the mean cross-entropy over the batch.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`sample_class_centers(labels, num_classes, num_sample, generator)` returns (index, remapped labels);
+`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centres (it samples
+them) and returns the scalar mean loss for (embeddings, labels).
 """
 
 import math
@@ -83,14 +88,14 @@ def _margin_logits(cosine, labels, margin, s, m):
 
 
 # --8<-- [start:partial_fc]
-class PartialFC(nn.Module):
+class PartialFCLoss(nn.Module):
     """Class centres [C, D] and a margin softmax on a per-step sample of them; forward returns the mean CE loss.
 
     In train() mode with sample_rate < 1, each call samples min(C, max(int(sample_rate * C), batch size)) centres.
     In eval() mode, or with sample_rate = 1, all centres are used (the full-softmax loss).
     """
 
-    def __init__(self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5):
+    def __init__(self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5, seed=None):
         super().__init__()
         if not (0 <= sample_rate <= 1):
             raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
@@ -102,6 +107,7 @@ class PartialFC(nn.Module):
             raise ValueError(f"m must be in [0, pi/2) (radians for ArcFace), got {m}")
         self.num_classes, self.sample_rate, self.margin, self.s, self.m = num_classes, sample_rate, margin, s, m
         self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class centre
+        self.seed, self.generator = seed, None  # seed=None: the sample follows torch's global generator
 
     def forward(self, embeddings, labels):
         if embeddings.ndim != 2 or embeddings.shape[1] != self.weight.shape[1]:
@@ -116,7 +122,9 @@ class PartialFC(nn.Module):
         weight, target = self.weight, labels.long()
         if self.training and self.sample_rate < 1:
             num_sample = min(self.num_classes, max(int(self.sample_rate * self.num_classes), labels.shape[0]))
-            index, target = sample_class_centers(labels, self.num_classes, num_sample)
+            if self.seed is not None and self.generator is None:  # made on first use, on the labels' device
+                self.generator = torch.Generator(labels.device).manual_seed(self.seed)
+            index, target = sample_class_centers(labels, self.num_classes, num_sample, self.generator)
             weight = self.weight[index]  # only these rows get a gradient this step
         cosine = F.linear(F.normalize(embeddings, eps=1e-12), F.normalize(weight, eps=1e-12)).clamp(-1, 1)
         return F.cross_entropy(_margin_logits(cosine, target, self.margin, self.s, self.m), target)
@@ -135,7 +143,7 @@ if __name__ == "__main__":
     print("index[remapped] == labels:", torch.equal(index[remapped], labels))
 
     torch.manual_seed(0)
-    head = PartialFC(embedding_size=8, num_classes=1000, sample_rate=0.1)
+    head = PartialFCLoss(embedding_size=8, num_classes=1000, sample_rate=0.1)
     embeddings, y = torch.randn(4, 8), torch.tensor([3, 14, 15, 3])
     loss = head(embeddings, y)
     loss.backward()
