@@ -39,6 +39,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while a graph is traced (jax.jit, tf.function, symbolic Keras tensors)."""
     if keras.backend.is_keras_tensor(x):
@@ -77,6 +78,14 @@ def _clamp(x, low, high):
     return ops.where(x > high, high, ops.where(x < low, low, x))
 
 
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+
+
+# --8<-- [end:helpers]
+
+
 # --8<-- [start:adaface_logits]
 def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
     """Scaled AdaFace logits [B, C]: only the target column gets the norm-adaptive margin.
@@ -107,11 +116,6 @@ def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, 
 
 
 # --8<-- [end:adaface_logits]
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 # --8<-- [start:adaface]

@@ -36,6 +36,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while a graph is traced (jax.jit, tf.function, symbolic Keras tensors)."""
     if keras.backend.is_keras_tensor(x):
@@ -69,6 +70,14 @@ def _check_inputs(cosine, labels, s, m):
     return cosine, labels
 
 
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+
+
+# --8<-- [end:helpers]
+
+
 # --8<-- [start:curricularface_logits]
 def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
     """Scaled CurricularFace logits [B, C] for the curriculum parameter t (a number or 0-d tensor, not trained)."""
@@ -91,11 +100,6 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 
 
 # --8<-- [end:curricularface_logits]
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 # --8<-- [start:curricularface]

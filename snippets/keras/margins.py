@@ -51,6 +51,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while jax.jit / tf.function traces (the values are symbolic then)."""
     try:
@@ -100,6 +101,14 @@ def _with_target(cosine, labels, target, s):
     """s·cosine with the target column replaced by `target`: a one-hot mask picks it, where() writes it."""
     is_target = ops.one_hot(ops.cast(labels, "int32"), cosine.shape[1], dtype="bool")
     return ops.where(is_target, target * s, cosine * s)
+
+
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:normface_logits]
@@ -206,11 +215,6 @@ class CosineClassifier(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "embedding_size": self.embedding_size, "num_classes": self.num_classes}
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 # --8<-- [end:cosine_classifier]

@@ -35,6 +35,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while a graph is traced (jax.jit, tf.function, symbolic Keras tensors)."""
     if keras.backend.is_keras_tensor(x):
@@ -57,6 +58,28 @@ def _check_labels(labels, num_classes):
     if values is not None and (values.min() < 0 or values.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got values from {values.min()} to {values.max()}")
     return labels, values
+
+
+def _margin_logits(cosine, labels, margin, s, m):
+    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
+    cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
+    if margin == "arcface":
+        sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # finite gradient at cos = +-1
+        target = ops.where(
+            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
+        )
+    else:  # cosface
+        target = cos_y - m
+    is_target = ops.one_hot(labels, ops.shape(cosine)[1], dtype="bool")
+    return ops.where(is_target, target * s, cosine * s)
+
+
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:sample_class_centers]
@@ -82,25 +105,6 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
 
 
 # --8<-- [end:sample_class_centers]
-
-
-def _margin_logits(cosine, labels, margin, s, m):
-    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
-    cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
-    if margin == "arcface":
-        sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # finite gradient at cos = +-1
-        target = ops.where(
-            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
-        )
-    else:  # cosface
-        target = cos_y - m
-    is_target = ops.one_hot(labels, ops.shape(cosine)[1], dtype="bool")
-    return ops.where(is_target, target * s, cosine * s)
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 # --8<-- [start:partial_fc]

@@ -37,6 +37,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while jax.jit / tf.function traces (the values are symbolic then)."""
     try:
@@ -68,6 +69,14 @@ def _check_inputs(cosine, labels, num_subcenters):
     if values is not None and (values.min() < 0 or values.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got values in [{values.min()}, {values.max()}]")
     return cosine, ops.cast(labels, "int32")
+
+
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:subcenter_arcface_logits]
@@ -142,11 +151,6 @@ class SubCenterCosineClassifier(keras.layers.Layer):
             "num_classes": self.num_classes,
             "num_subcenters": self.num_subcenters,
         }
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 @keras.saving.register_keras_serializable(package="subcenter")

@@ -38,6 +38,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _check_inputs(embeddings, labels, margin):
     """Raise a short ValueError that names the problem; return the inputs as tensors."""
     shape = tuple(getattr(embeddings, "shape", ()))
@@ -63,7 +64,6 @@ def _float32(x):
     return x if keras.backend.standardize_dtype(x.dtype) == "float64" else ops.cast(x, "float32")
 
 
-# --8<-- [start:pairwise_distances]
 def _clamp_min(x, low):
     # with where, not maximum: jax splits maximum's gradient in half on a tie
     return ops.where(x >= low, x, low)
@@ -72,6 +72,19 @@ def _clamp_min(x, low):
 def _safe_sqrt(squared):
     # sqrt'(0) is infinite: clamp so that coinciding embeddings give distance ~1e-6 and a zero gradient.
     return ops.sqrt(_clamp_min(squared, 1e-12))
+
+
+def _masks(labels):
+    """same[a, b]: same class; positive[a, p]: same class and p != a."""
+    same = ops.equal(labels[:, None], labels[None, :])
+    positive = ops.logical_and(same, ops.logical_not(ops.eye(labels.shape[0], dtype="bool")))  # not itself
+    return same, positive
+
+
+# --8<-- [end:helpers]
+
+
+# --8<-- [start:pairwise_distances]
 
 
 def pairwise_distances(embeddings):
@@ -102,13 +115,6 @@ def triplet_loss(anchor, positive, negative, margin=0.2):
 
 
 # --8<-- [end:triplet_loss]
-
-
-def _masks(labels):
-    """same[a, b]: same class; positive[a, p]: same class and p != a."""
-    same = ops.equal(labels[:, None], labels[None, :])
-    positive = ops.logical_and(same, ops.logical_not(ops.eye(labels.shape[0], dtype="bool")))  # not itself
-    return same, positive
 
 
 # --8<-- [start:batch_hard_triplet_loss]

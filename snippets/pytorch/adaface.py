@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, s, m):
     """Short ValueErrors for the mistakes that would otherwise give a silently wrong loss."""
     if not torch.is_tensor(cosine) or cosine.ndim != 2:
@@ -59,6 +60,9 @@ def _check_inputs(cosine, labels, s, m):
         raise ValueError(f"s must be a positive finite scale, got {s}")
     if not (0 <= m < math.pi / 2):
         raise ValueError(f"m must be an angle in radians in [0, pi/2), got {m}")
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:adaface_logits]

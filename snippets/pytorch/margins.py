@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, s):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if cosine.dim() != 2:
@@ -68,7 +69,6 @@ def _check_inputs(cosine, labels, s):
         raise ValueError(f"scale s must be a finite number > 0, got {s}")
 
 
-# --8<-- [start:target_column]
 def _target(cosine, labels):
     """Target cosines [B, 1] in float32 (or float64), clamped into [-1, 1], and their sin θ."""
     cosine = cosine.to(torch.promote_types(cosine.dtype, torch.float32))  # bf16/fp16 -> float32
@@ -84,7 +84,7 @@ def _with_target(cosine, labels, target, s):
     return logits.scatter_(1, labels[:, None].long(), target * s)  # in place on a fresh tensor: one copy fewer
 
 
-# --8<-- [end:target_column]
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:normface_logits]

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_labels(labels, num_classes):
     if not torch.is_tensor(labels) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be an integer tensor, got {getattr(labels, 'dtype', type(labels).__name__)}")
@@ -47,6 +48,25 @@ def _check_labels(labels, num_classes):
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}"
         )
+
+
+def _margin_logits(cosine, labels, margin, s, m):
+    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
+    dtype = torch.float64 if cosine.dtype == torch.float64 else torch.float32
+    cosine = cosine.to(dtype)
+    index = labels.unsqueeze(1)
+    cos_y = cosine.gather(1, index)
+    if margin == "arcface":
+        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # finite gradient at cos = +-1
+        target = torch.where(
+            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
+        )
+    else:  # cosface
+        target = cos_y - m
+    return s * cosine.scatter(1, index, target)
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:sample_class_centers]
@@ -69,22 +89,6 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
 
 
 # --8<-- [end:sample_class_centers]
-
-
-def _margin_logits(cosine, labels, margin, s, m):
-    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
-    dtype = torch.float64 if cosine.dtype == torch.float64 else torch.float32
-    cosine = cosine.to(dtype)
-    index = labels.unsqueeze(1)
-    cos_y = cosine.gather(1, index)
-    if margin == "arcface":
-        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # finite gradient at cos = +-1
-        target = torch.where(
-            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
-        )
-    else:  # cosface
-        target = cos_y - m
-    return s * cosine.scatter(1, index, target)
 
 
 # --8<-- [start:partial_fc]

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, num_subcenters):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
@@ -53,6 +54,9 @@ def _check_inputs(cosine, labels, num_subcenters):
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got values in [{int(labels.min())}, {int(labels.max())}]"
         )
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:subcenter_arcface_logits]

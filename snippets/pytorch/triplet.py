@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(embeddings, labels, margin):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if embeddings.dim() != 2 or not embeddings.is_floating_point():
@@ -54,10 +55,15 @@ def _check_inputs(embeddings, labels, margin):
         raise ValueError(f"margin must be >= 0, got {margin}")
 
 
-# --8<-- [start:pairwise_distances]
 def _safe_sqrt(squared):
     # sqrt'(0) is infinite: clamp so that coinciding embeddings give distance ~1e-6 and a zero gradient.
     return squared.clamp(min=1e-12).sqrt()
+
+
+# --8<-- [end:helpers]
+
+
+# --8<-- [start:pairwise_distances]
 
 
 def pairwise_distances(embeddings):
