@@ -1,7 +1,6 @@
 """AdaFace (snippets/pytorch/adaface.py) against a float64 oracle written from the paper / authors' head.py,
-the worked example E6 of shared/research/reference-implementations.md, and the running-statistics rules."""
+the worked example E6 of tests/worked_examples.md, and the running-statistics rules."""
 
-import math
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import reference_adaface_logits
 from snippet_loader import ROOT, load_snippet
 
 adaface = load_snippet("pytorch/adaface.py")
@@ -17,18 +17,6 @@ adaface = load_snippet("pytorch/adaface.py")
 E6_COSINE = [[0.8, 0.3, -0.2], [0.1, 0.6, -0.4], [0.2, -0.1, 0.5]]
 E6_LABELS = [0, 1, 2]
 E6_NORMS = [10.0, 20.0, 30.0]
-
-
-def reference_adaface_logits(cosine, norms, labels, mu, sigma, s=64.0, m=0.4, h=0.333, eps=1e-3):
-    """float64 oracle: s*cos(theta_j) everywhere, s*(cos(clip(theta_y - m*ms)) - m*(1+ms)) at the target."""
-    cosine = np.asarray(cosine, dtype=np.float64)
-    out = s * cosine.copy()
-    for i, y in enumerate(labels):
-        ms = min(1.0, max(-1.0, h * (norms[i] - mu) / (sigma + eps)))
-        theta = math.acos(min(1 - eps, max(-1 + eps, cosine[i, y])))
-        theta_m = min(math.pi - eps, max(eps, theta - m * ms))
-        out[i, y] = s * (math.cos(theta_m) - m * (1.0 + ms))
-    return out
 
 
 def realizable_embeddings(cosine, norms):

@@ -1,7 +1,6 @@
 """CurricularFace (snippets/pytorch/curricularface.py) against a float64 oracle written from the paper / authors'
-head/metrics.py, the worked example E7 of shared/research/reference-implementations.md, and the t update rule."""
+head/metrics.py, the worked example E7 of tests/worked_examples.md, and the t update rule."""
 
-import math
 import subprocess
 import sys
 
@@ -9,27 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from oracles import arcface_target
+from oracles import reference_curricularface_logits
 from snippet_loader import ROOT, load_snippet
 
 curricularface = load_snippet("pytorch/curricularface.py")
 
 E7_COSINE = [[0.8, 0.5, -0.2], [0.1, 0.6, 0.3]]
 E7_LABELS = [0, 1]
-
-
-def reference_curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
-    """float64 oracle with angles: ArcFace target (th/mm fallback), hard negatives c*(t + c), the rest c."""
-    cosine = np.asarray(cosine, dtype=np.float64)
-    out = cosine.copy()
-    for i, y in enumerate(labels):
-        theta = math.acos(cosine[i, y])
-        cos_y_m = math.cos(theta + m)
-        for j in range(cosine.shape[1]):
-            if j != y and cosine[i, j] > cos_y_m:
-                out[i, j] = cosine[i, j] * (t + cosine[i, j])
-        out[i, y] = arcface_target(cosine[i, y], m)
-    return s * out
 
 
 def realizable_embeddings(cosine):
@@ -58,7 +43,7 @@ def test_curricularface_logits_match_float64_oracle_on_random_inputs():
 
 
 def test_curricularface_fallback_past_pi_minus_m():
-    # cos(theta_y) = -0.95: theta_y + 0.5 > pi, target = -0.95 - 0.5 sin(0.5) (E4 / E1 value -76.1416172353345)
+    # cos(theta_y) = -0.95: theta_y + 0.5 > pi, target = -0.95 - 0.5 sin(0.5) (worked_examples.md E1)
     logits = curricularface.curricularface_logits(
         torch.tensor([[-0.95, 0.2]], dtype=torch.float64), torch.tensor([0]), t=0.0
     )

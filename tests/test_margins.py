@@ -1,8 +1,8 @@
 """Tests of snippets/pytorch/margins.py.
 
-Oracles: float64 `reference_*` formulas written here and in tests/oracles.py from the papers (acos-based, unlike
-the snippet's sqrt/Chebyshev/atan2 forms), the worked numbers of shared/research/reference-implementations.md §7 and
-§9, and pytorch-metric-learning 2.9.0 (ArcFaceLoss, CosFaceLoss, SphereFaceLoss) as an independent implementation.
+Oracles: the float64 `reference_*` formulas of tests/oracles.py, written from the papers (acos-based, unlike the
+snippet's sqrt/Chebyshev/atan2 forms), the worked numbers of tests/worked_examples.md (E2, E3 and table T), and
+pytorch-metric-learning 2.9.0 (ArcFaceLoss, CosFaceLoss, SphereFaceLoss) as an independent implementation.
 """
 
 import math
@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import arcface_target, cosine_matrix, cross_entropy
+from oracles import cosine_matrix, cross_entropy, reference_logits
 from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
 from torch import nn
 
 margins = load_snippet("pytorch/margins.py")
 
-# E2 of reference-implementations.md §9: 2 samples x 3 classes, targets 0 and 1.
+# E2 and E3 of tests/worked_examples.md: 2 samples x 3 classes, targets 0 and 1.
 E2_COSINE = [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]]
 E3_COSINE = [[0.8, 0.3, -0.2], [0.1, 0.6, -0.4]]
 E2_LABELS = [0, 1]
@@ -37,33 +37,6 @@ class Head(nn.Module):
 
     def forward(self, embeddings, labels):
         return self.loss(self.classifier(embeddings), labels)
-
-
-# ----------------------------------------------------------------------------------------------- float64 oracles
-def reference_target(c, kind, m=None, m1=1.0, m2=0.0, m3=0.0):
-    """Margined target cosine of one float c, written from each paper's formula with math.acos."""
-    theta = math.acos(c)
-    if kind == "normface":
-        return c
-    if kind == "cosface":
-        return c - m
-    if kind == "arcface":
-        return arcface_target(c, m)
-    if kind == "sphereface":
-        k = min(math.floor(m * theta / math.pi), m - 1)
-        return (-1) ** k * math.cos(m * theta) - 2 * k
-    if kind == "combined":
-        phi = m1 * theta + m2
-        k = math.floor(phi / math.pi)
-        return (-1) ** k * math.cos(phi) - 2 * k - m3
-    raise AssertionError(kind)
-
-
-def reference_logits(cosine, labels, kind, s, **margin):
-    logits = s * np.array(cosine, dtype=np.float64)
-    for i, y in enumerate(labels):
-        logits[i, y] = s * reference_target(float(cosine[i][y]), kind, **margin)
-    return logits
 
 
 # (kind, snippet function, keyword arguments) for every margin function with non-default, typical settings.
@@ -114,8 +87,8 @@ def test_arcface_float32_matches_worked_example_e2():
     assert F.cross_entropy(logits, torch.tensor(E2_LABELS)).item() == pytest.approx(1.4844746655638588, rel=1e-5)
 
 
-# §7, column "th/mm": unscaled target for m = 0.5 rad on both sides of θ = π - m (c = -0.87 vs -0.9).
-TABLE_7 = [
+# Table T of tests/worked_examples.md: unscaled target for m = 0.5 rad on both sides of θ = π - m (c = -0.87, -0.9).
+TABLE_T = [
     (1.0, 0.8775825619),
     (0.99, 0.8011754413),
     (0.8, 0.4144107263),
@@ -131,8 +104,8 @@ TABLE_7 = [
 ]
 
 
-@pytest.mark.parametrize("c, expected", TABLE_7)
-def test_arcface_target_matches_table_7(c, expected):
+@pytest.mark.parametrize("c, expected", TABLE_T)
+def test_arcface_target_matches_table_t(c, expected):
     logits = margins.arcface_logits(t([[c, 0.0]]), torch.tensor([0]), s=1.0, m=0.5)
     assert logits[0, 0].item() == pytest.approx(expected, abs=1e-10)
 

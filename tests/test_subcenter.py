@@ -1,17 +1,17 @@
 """Tests of snippets/pytorch/subcenter.py.
 
 Oracles: a float64 `reference_logits` written here from the paper (max over sub-centres, then ArcFace with acos),
-worked example E8 of shared/research/reference-implementations.md §9, and pytorch-metric-learning 2.9.0's
+worked example E8 of tests/worked_examples.md, and pytorch-metric-learning 2.9.0's
 SubCenterArcFaceLoss (loss, gradients and get_outliers).
 """
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from oracles import arcface_target, cosine_matrix, cross_entropy
+from oracles import cosine_matrix, cross_entropy
+from oracles import reference_subcenter_logits as reference_logits
 from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
 from torch import nn
@@ -36,16 +36,6 @@ class Head(nn.Module):
 
     def forward(self, embeddings, labels):
         return self.loss(self.classifier(embeddings), labels)
-
-
-def reference_logits(cosine, labels, num_subcenters, s, m):
-    """float64: cos θ_j = max_k cos(x, w_jk); target s·cos(θ + m) if θ + m ≤ π else s·(cos θ - m·sin m)."""
-    cosine = np.asarray(cosine, dtype=np.float64)
-    nearest = cosine.reshape(len(cosine), -1, num_subcenters).max(axis=2)
-    logits = s * nearest
-    for i, y in enumerate(labels):
-        logits[i, y] = s * arcface_target(nearest[i, y], m)
-    return logits
 
 
 def with_mirrored_subcenters(cosine):

@@ -1,15 +1,14 @@
 """Tests of snippets/pytorch/triplet.py.
 
 Oracles: float64 `reference_*` loops written here from the definitions (FaceNet; Hermans et al. 2017), worked
-example E9 of shared/research/reference-implementations.md §9, and pytorch-metric-learning 2.9.0
+example E9 of tests/worked_examples.md, and pytorch-metric-learning 2.9.0
 (TripletMarginLoss over all triplets, with BatchHardMiner, and with explicit triplets).
 """
-
-import itertools
 
 import numpy as np
 import pytest
 import torch
+from oracles import distance, reference_batch_all, reference_batch_hard
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning.distances import LpDistance
@@ -22,36 +21,6 @@ triplet = load_snippet("pytorch/triplet.py")
 E9 = [[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]]
 E9_LABELS = [0, 0, 1, 1]
 E9_NO_VIOLATION = [[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-0.6, 0.8]]
-
-
-# ----------------------------------------------------------------------------------------------- float64 oracles
-def distance(x, y):
-    return float(np.sqrt(np.sum((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2)))
-
-
-def reference_triplets(labels):
-    n = len(labels)
-    return [
-        (a, p, q)
-        for a, p, q in itertools.product(range(n), repeat=3)
-        if a != p and labels[a] == labels[p] and labels[q] != labels[a]
-    ]
-
-
-def reference_batch_all(x, labels, margin):
-    losses = [max(0.0, distance(x[a], x[p]) - distance(x[a], x[n]) + margin) for a, p, n in reference_triplets(labels)]
-    positive = [loss for loss in losses if loss > 0]
-    return sum(positive) / len(positive) if positive else 0.0
-
-
-def reference_batch_hard(x, labels, margin):
-    losses = []
-    for a in range(len(labels)):
-        pos = [distance(x[a], x[p]) for p in range(len(labels)) if p != a and labels[p] == labels[a]]
-        neg = [distance(x[a], x[n]) for n in range(len(labels)) if labels[n] != labels[a]]
-        if pos and neg:
-            losses.append(max(0.0, max(pos) - min(neg) + margin))
-    return sum(losses) / len(losses) if losses else 0.0
 
 
 def random_batch(p=4, k=4, dim=8, seed=0, dtype=torch.float64):

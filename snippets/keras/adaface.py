@@ -75,12 +75,35 @@ def _check_inputs(cosine, labels, s, m):
 
 def _clamp(x, low, high):
     """clip with torch.clamp's gradient (1 on the closed interval, 0 outside); jax's clip halves it at the ends."""
+    # a Python bound would be rounded to float32 on the way; convert_to_tensor makes it in x.dtype directly
+    low, high = ops.convert_to_tensor(low, x.dtype), ops.convert_to_tensor(high, x.dtype)
     return ops.where(x > high, high, ops.where(x < low, low, x))
 
 
 def _l2_normalize(x, axis, eps=1e-12):
     """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
+
+
+def _atan2(y, x):
+    """atan2(y, x) in the precision of x. For float64, Keras computes ops.arctan2 and ops.cos in float32 on the torch
+    and jax backends (keras.backend.result_type maps float64 to float32 there); then the angle of x + iy, from the
+    complex log, keeps float64. Other dtypes (and tensorflow) take ops.arctan2 as it is."""
+    angle = ops.arctan2(y, x)
+    if keras.backend.standardize_dtype(angle.dtype) == keras.backend.standardize_dtype(x.dtype):
+        return angle
+    return ops.imag(ops.log(ops.add(ops.cast(x, "complex128"), ops.multiply(ops.cast(y, "complex128"), 1j))))
+
+
+def _cos(x):
+    """cos(x) in the precision of x (see _atan2): the real part of exp(ix) where ops.cos would drop to float32."""
+    result = ops.cos(x)
+    if keras.backend.standardize_dtype(result.dtype) == keras.backend.standardize_dtype(x.dtype):
+        return result
+    return ops.real(ops.exp(ops.multiply(ops.cast(x, "complex128"), 1j)))
 
 
 # --8<-- [end:helpers]
@@ -102,15 +125,16 @@ def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, 
     dtype = "float64" if keras.backend.standardize_dtype(cosine.dtype) == "float64" else "float32"
     cosine = ops.cast(cosine, dtype)  # margin math never in bfloat16/float16
     norms = ops.stop_gradient(ops.cast(norms, dtype))
-    mu = ops.stop_gradient(ops.cast(batch_mean, dtype))
-    sigma = ops.stop_gradient(ops.cast(batch_std, dtype))
+    mu = ops.stop_gradient(ops.convert_to_tensor(batch_mean, dtype))  # a Python number: no float32 detour
+    sigma = ops.stop_gradient(ops.convert_to_tensor(batch_std, dtype))
 
     ms = _clamp(h * (norms - mu) / (sigma + eps), -1.0, 1.0)  # margin scaler in [-1, 1]
     labels = ops.cast(labels, "int32")
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)[:, 0]
-    theta = ops.arccos(_clamp(cos_y, -1 + eps, 1 - eps))
+    cos_y = _clamp(cos_y, -1 + eps, 1 - eps)
+    theta = _atan2(ops.sqrt(1.0 - cos_y * cos_y), cos_y)  # arccos, in float64 for float64 input (see _atan2)
     theta_m = _clamp(theta - m * ms, eps, math.pi - eps)  # angular margin g_angle = -m * ms
-    target = ops.cos(theta_m) - m * (1 + ms)  # additive margin g_add = m * (1 + ms)
+    target = _cos(theta_m) - m * (1 + ms)  # additive margin g_add = m * (1 + ms)
     is_target = ops.one_hot(labels, cosine.shape[1], dtype="bool")
     return ops.where(is_target, ops.expand_dims(target, 1) * s, cosine * s)
 
@@ -155,7 +179,7 @@ class AdaFaceHead(keras.layers.Layer):
         x = ops.cast(embeddings, dtype)
         norms = _clamp(ops.sqrt(ops.sum(ops.square(ops.stop_gradient(x)), axis=1)), 1e-3, 100.0)  # as head.py
         w = _l2_normalize(ops.cast(self.kernel, dtype), axis=0)
-        cosine = _clamp(ops.matmul(_l2_normalize(x, axis=1), w), -1.0, 1.0)
+        cosine = _clamp(ops.einsum("bd,dc->bc", _l2_normalize(x, axis=1), w), -1.0, 1.0)
         mu, sigma = ops.cast(self.batch_mean, dtype), ops.cast(self.batch_std, dtype)
         if training:  # update before use
             _check_inputs(cosine, labels, self.s, self.m)  # a bad call must not move the statistics

@@ -72,7 +72,10 @@ def _check_inputs(cosine, labels, s, m):
 
 def _l2_normalize(x, axis, eps=1e-12):
     """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
 
 
 # --8<-- [end:helpers]
@@ -84,11 +87,12 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
     cosine, labels = _check_inputs(cosine, labels, s, m)
     dtype = "float64" if keras.backend.standardize_dtype(cosine.dtype) == "float64" else "float32"
     cosine = ops.cast(cosine, dtype)  # margin math never in bfloat16/float16
-    t = ops.stop_gradient(ops.cast(t, dtype))
+    t = ops.stop_gradient(ops.convert_to_tensor(t, dtype))  # a Python t: no float32 detour (tensorflow)
 
     labels = ops.cast(labels, "int32")
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)  # [B, 1]
-    sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # guarded: finite gradient at cos = +-1
+    squared_sin = 1.0 - cos_y * cos_y
+    sin_y = ops.sqrt(ops.where(squared_sin > 1e-12, squared_sin, 1e-12))  # guarded: finite gradient at cos = +-1
     cos_y_m = cos_y * math.cos(m) - sin_y * math.sin(m)  # cos(theta_y + m)
     # ArcFace target; past theta_y + m > pi, i.e. cos(theta_y) < cos(pi - m), fall back to cos(theta_y) - m sin(m)
     target = ops.where(cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y_m)
@@ -137,7 +141,7 @@ class CurricularFaceHead(keras.layers.Layer):
             raise ValueError(f"embeddings must have shape [batch, {self.embedding_size}], got {list(embeddings.shape)}")
         dtype = "float64" if keras.backend.standardize_dtype(embeddings.dtype) == "float64" else "float32"
         w = _l2_normalize(ops.cast(self.kernel, dtype), axis=0)
-        cosine = ops.matmul(_l2_normalize(ops.cast(embeddings, dtype), axis=1), w)
+        cosine = ops.einsum("bd,dc->bc", _l2_normalize(ops.cast(embeddings, dtype), axis=1), w)
         cosine = ops.where(cosine > 1.0, 1.0, ops.where(cosine < -1.0, -1.0, cosine))
         t = ops.cast(self.t, dtype)
         if training:  # update before use, from the un-margined target cosines

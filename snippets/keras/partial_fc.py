@@ -64,7 +64,8 @@ def _margin_logits(cosine, labels, margin, s, m):
     """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
     if margin == "arcface":
-        sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # finite gradient at cos = +-1
+        squared_sin = 1.0 - cos_y * cos_y
+        sin_y = ops.sqrt(ops.where(squared_sin > 1e-12, squared_sin, 1e-12))  # finite gradient at cos = +-1
         target = ops.where(
             cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
         )
@@ -76,7 +77,10 @@ def _margin_logits(cosine, labels, margin, s, m):
 
 def _l2_normalize(x, axis, eps=1e-12):
     """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
 
 
 # --8<-- [end:helpers]

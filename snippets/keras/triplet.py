@@ -91,7 +91,7 @@ def pairwise_distances(embeddings):
     """[B, B] Euclidean distances, from ‖a‖² + ‖b‖² - 2a·b (one matrix product, no [B, B, D] tensor)."""
     x = _float32(ops.convert_to_tensor(embeddings))  # in bf16 the expansion would cancel catastrophically
     squared_norms = ops.sum(x * x, axis=1)
-    squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.matmul(x, ops.transpose(x))
+    squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.einsum("id,jd->ij", x, x)
     return _safe_sqrt(_clamp_min(squared, 0.0))  # rounding can make the expansion slightly negative
 
 
@@ -111,7 +111,8 @@ def triplet_loss(anchor, positive, negative, margin=0.2):
     anchor, positive, negative = (_float32(x) for x in (anchor, positive, negative))  # float32 for bf16/fp16
     d_ap = _safe_sqrt(ops.sum(ops.square(anchor - positive), axis=1))
     d_an = _safe_sqrt(ops.sum(ops.square(anchor - negative), axis=1))
-    return ops.mean(ops.relu(d_ap - d_an + margin))
+    # sum / count, not ops.mean: on torch and jax, ops.mean of float64 is computed in float32
+    return ops.sum(ops.relu(d_ap - d_an + margin)) / ops.cast(ops.shape(d_ap)[0], d_ap.dtype)
 
 
 # --8<-- [end:triplet_loss]
@@ -214,7 +215,7 @@ def pk_batches(labels, p, k, seed=None):
 
 
 if __name__ == "__main__":
-    # Four 2-D unit embeddings, two classes (reference-implementations.md, E9):
+    # Four 2-D unit embeddings, two classes (tests/worked_examples.md, E9):
     #   0: (1, 0)  1: (0.6, 0.8)  -> class 0        2: (0.8, 0.6)  3: (0, 1)  -> class 1
     embeddings = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]], dtype="float32")
     labels = np.array([0, 0, 1, 1])

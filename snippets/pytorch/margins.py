@@ -222,7 +222,7 @@ class MarginLoss(nn.Module):
 
 
 if __name__ == "__main__":
-    # Worked example: two samples, three classes, targets 0 and 1 (reference-implementations.md, E2).
+    # Worked example: two samples, three classes, targets 0 and 1 (tests/worked_examples.md, E2).
     cosine = torch.tensor([[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], dtype=torch.float64)
     labels = torch.tensor([0, 1])
     torch.set_printoptions(precision=4, sci_mode=False)

@@ -183,7 +183,7 @@ def pk_batches(labels, p, k, seed=None):
 
 
 if __name__ == "__main__":
-    # Four 2-D unit embeddings, two classes (reference-implementations.md, E9):
+    # Four 2-D unit embeddings, two classes (tests/worked_examples.md, E9):
     #   0: (1, 0)  1: (0.6, 0.8)  -> class 0        2: (0.8, 0.6)  3: (0, 1)  -> class 1
     embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]], dtype=torch.float64)
     labels = torch.tensor([0, 0, 1, 1])

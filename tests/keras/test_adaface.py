@@ -1,5 +1,6 @@
 """Keras adaface.py: parity with the PyTorch twin (logits, loss, input gradients, running statistics), the E6
-worked example, model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND this process uses."""
+worked example (tests/worked_examples.md), model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND
+this process uses."""
 
 import keras
 import numpy as np

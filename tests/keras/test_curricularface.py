@@ -1,5 +1,6 @@
 """Keras curricularface.py: parity with the PyTorch twin (logits, loss, input gradients, the t update), the E7
-worked example, model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND this process uses."""
+worked example (tests/worked_examples.md), model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND
+this process uses."""
 
 import math
 

@@ -46,7 +46,8 @@ def test_logits_loss_and_gradient_match_pytorch_twin(k, s, m, edges):
 
 
 def test_worked_example_reduces_to_arcface_e2():
-    """K = 2 with mirrored sub-centres: the max gives E2's cosines, so the loss is E2's 1.4844746655638588."""
+    """K = 2 with mirrored sub-centres: the max gives E2's cosines (worked_examples.md), so the loss is E2's
+    1.4844746655638588."""
     cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype="float32")
     labels = np.array([0, 1])
     logits = ks.subcenter_arcface_logits(cosine, labels, num_subcenters=2)
