@@ -1,7 +1,6 @@
 """AdaFace (snippets/pytorch/adaface.py) against a float64 oracle written from the paper / authors' head.py,
-the worked example E6 of shared/research/reference-implementations.md, and the running-statistics rules."""
+the worked example E6 of tests/worked_examples.md, and the running-statistics rules."""
 
-import math
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import reference_adaface_logits
 from snippet_loader import ROOT, load_snippet
 
 adaface = load_snippet("pytorch/adaface.py")
@@ -17,18 +17,6 @@ adaface = load_snippet("pytorch/adaface.py")
 E6_COSINE = [[0.8, 0.3, -0.2], [0.1, 0.6, -0.4], [0.2, -0.1, 0.5]]
 E6_LABELS = [0, 1, 2]
 E6_NORMS = [10.0, 20.0, 30.0]
-
-
-def reference_adaface_logits(cosine, norms, labels, mu, sigma, s=64.0, m=0.4, h=0.333, eps=1e-3):
-    """float64 oracle: s*cos(theta_j) everywhere, s*(cos(clip(theta_y - m*ms)) - m*(1+ms)) at the target."""
-    cosine = np.asarray(cosine, dtype=np.float64)
-    out = s * cosine.copy()
-    for i, y in enumerate(labels):
-        ms = min(1.0, max(-1.0, h * (norms[i] - mu) / (sigma + eps)))
-        theta = math.acos(min(1 - eps, max(-1 + eps, cosine[i, y])))
-        theta_m = min(math.pi - eps, max(eps, theta - m * ms))
-        out[i, y] = s * (math.cos(theta_m) - m * (1.0 + ms))
-    return out
 
 
 def realizable_embeddings(cosine, norms):
@@ -43,8 +31,8 @@ def realizable_embeddings(cosine, norms):
 def test_adaface_logits_match_worked_example_e6():
     logits = adaface.adaface_logits(
         torch.tensor(E6_COSINE, dtype=torch.float64),
-        torch.tensor(E6_NORMS, dtype=torch.float64),
         torch.tensor(E6_LABELS),
+        torch.tensor(E6_NORMS, dtype=torch.float64),
         batch_mean=20.0,
         batch_std=10.0,
     )
@@ -59,7 +47,7 @@ def test_adaface_logits_match_float64_oracle_on_random_inputs():
     cosine = torch.rand(16, 7, generator=gen, dtype=torch.float64) * 2 - 1
     norms = torch.rand(16, generator=gen, dtype=torch.float64) * 40
     labels = torch.randint(0, 7, (16,), generator=gen)
-    got = adaface.adaface_logits(cosine.float(), norms.float(), labels, 21.0, 6.5)
+    got = adaface.adaface_logits(cosine.float(), labels, norms.float(), 21.0, 6.5)
     want = reference_adaface_logits(
         cosine.float().double().numpy(), norms.float().double().numpy(), labels.numpy(), 21.0, 6.5
     )
@@ -68,7 +56,7 @@ def test_adaface_logits_match_float64_oracle_on_random_inputs():
 
 def test_adaface_changes_only_the_target_column():
     cosine = torch.tensor(E6_COSINE)
-    logits = adaface.adaface_logits(cosine, torch.tensor(E6_NORMS), torch.tensor(E6_LABELS), 20.0, 10.0)
+    logits = adaface.adaface_logits(cosine, torch.tensor(E6_LABELS), torch.tensor(E6_NORMS), 20.0, 10.0)
     off_target = ~F.one_hot(torch.tensor(E6_LABELS), 3).bool()
     assert torch.equal(logits[off_target], 64.0 * cosine[off_target])
 
@@ -78,8 +66,8 @@ def test_adaface_margin_scaler_limits_are_arcface_cosface_and_cos_theta_minus_m_
     # ms = -1 -> cos(theta + m); ms = 0 -> cos(theta) - m; ms = +1 -> cos(theta - m) - 2m (E6 single-row values)
     logits = adaface.adaface_logits(
         torch.tensor([[0.8, 0.1]], dtype=torch.float64),
-        torch.tensor([norm], dtype=torch.float64),
         torch.tensor([0]),
+        torch.tensor([norm], dtype=torch.float64),
         batch_mean=20.0,
         batch_std=1.0,
         s=1.0,
@@ -89,7 +77,7 @@ def test_adaface_margin_scaler_limits_are_arcface_cosface_and_cos_theta_minus_m_
 
 def test_adaface_module_first_step_matches_e6_with_t_alpha_001():
     embeddings, weight = realizable_embeddings(E6_COSINE, E6_NORMS)
-    head = adaface.AdaFace(4, 3, t_alpha=0.01).double()
+    head = adaface.AdaFaceHead(4, 3, t_alpha=0.01).double()
     with torch.no_grad():
         head.weight.copy_(weight)
     logits = head(embeddings, torch.tensor(E6_LABELS))
@@ -102,7 +90,7 @@ def test_adaface_module_first_step_matches_e6_with_t_alpha_001():
 
 def test_adaface_two_consecutive_calls_update_running_statistics_before_use():
     torch.manual_seed(0)
-    head = adaface.AdaFace(6, 4, t_alpha=0.3).double()
+    head = adaface.AdaFaceHead(6, 4, t_alpha=0.3).double()
     batches = [
         (torch.randn(5, 6, dtype=torch.float64) * 12, torch.tensor([0, 1, 2, 3, 0])),
         (torch.randn(3, 6, dtype=torch.float64) * 30, torch.tensor([3, 3, 1])),
@@ -122,7 +110,7 @@ def test_adaface_two_consecutive_calls_update_running_statistics_before_use():
 
 
 def test_adaface_batch_of_one_keeps_std_and_gives_finite_logits():
-    head = adaface.AdaFace(4, 3, t_alpha=0.5)
+    head = adaface.AdaFaceHead(4, 3, t_alpha=0.5)
     embeddings = torch.tensor([[3.0, 4.0, 0.0, 0.0]])  # norm 5
     logits = head(embeddings, torch.tensor([1]))
     assert head.batch_std.item() == 100.0
@@ -131,7 +119,7 @@ def test_adaface_batch_of_one_keeps_std_and_gives_finite_logits():
 
 
 def test_adaface_eval_mode_leaves_statistics_alone():
-    head = adaface.AdaFace(4, 3).eval()
+    head = adaface.AdaFaceHead(4, 3).eval()
     head(torch.randn(6, 4) * 50, torch.tensor([0, 1, 2, 0, 1, 2]))
     assert (head.batch_mean.item(), head.batch_std.item()) == (20.0, 100.0)
 
@@ -139,7 +127,7 @@ def test_adaface_eval_mode_leaves_statistics_alone():
 def test_adaface_norms_receive_no_gradient():
     norms = torch.tensor(E6_NORMS, requires_grad=True)
     cosine = torch.tensor(E6_COSINE, requires_grad=True)
-    adaface.adaface_logits(cosine, norms, torch.tensor(E6_LABELS), 20.0, 10.0).sum().backward()
+    adaface.adaface_logits(cosine, torch.tensor(E6_LABELS), norms, 20.0, 10.0).sum().backward()
     assert norms.grad is None and cosine.grad is not None
 
 
@@ -148,19 +136,19 @@ def test_adaface_gradcheck_float64_away_from_kinks():
         [[0.7, 0.3, 0.1], [0.2, 0.45, 0.35], [-0.3, 0.1, 0.25]], dtype=torch.float64, requires_grad=True
     )
     norms, labels = torch.tensor([12.0, 19.0, 27.0], dtype=torch.float64), torch.tensor([0, 1, 2])
-    assert torch.autograd.gradcheck(lambda c: adaface.adaface_logits(c, norms, labels, 20.0, 10.0), (cosine,))
+    assert torch.autograd.gradcheck(lambda c: adaface.adaface_logits(c, labels, norms, 20.0, 10.0), (cosine,))
 
 
 @pytest.mark.parametrize("edge", [1.0, -1.0])
 def test_adaface_finite_gradients_at_cosine_plus_minus_one(edge):
     cosine = torch.tensor([[edge, 0.2], [0.1, edge]], requires_grad=True)
-    logits = adaface.adaface_logits(cosine, torch.tensor([5.0, 40.0]), torch.tensor([0, 1]), 20.0, 10.0)
+    logits = adaface.adaface_logits(cosine, torch.tensor([0, 1]), torch.tensor([5.0, 40.0]), 20.0, 10.0)
     F.cross_entropy(logits, torch.tensor([0, 1])).backward()
     assert torch.isfinite(logits).all() and torch.isfinite(cosine.grad).all()
 
 
 def test_adaface_module_finite_for_zero_embedding():
-    head = adaface.AdaFace(4, 3)
+    head = adaface.AdaFaceHead(4, 3)
     embeddings = torch.zeros(2, 4, requires_grad=True)
     loss = F.cross_entropy(head(embeddings, torch.tensor([0, 2])), torch.tensor([0, 2]))
     loss.backward()
@@ -169,7 +157,7 @@ def test_adaface_module_finite_for_zero_embedding():
 
 def test_adaface_under_bf16_autocast_returns_float32_close_to_float32_run():
     torch.manual_seed(0)
-    head = adaface.AdaFace(8, 5)
+    head = adaface.AdaFaceHead(8, 5)
     embeddings, labels = torch.randn(6, 8) * 10, torch.tensor([0, 1, 2, 3, 4, 0])
     reference = head.eval()(embeddings, labels)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -203,7 +191,7 @@ def test_adaface_logits_bad_inputs_raise_value_error(kwargs, message):
 
 
 def test_adaface_bad_call_does_not_move_statistics():
-    head = adaface.AdaFace(4, 3)
+    head = adaface.AdaFaceHead(4, 3)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         head(torch.randn(2, 4), torch.tensor([0, 5]))
     assert (head.batch_mean.item(), head.batch_std.item()) == (20.0, 100.0)

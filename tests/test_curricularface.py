@@ -1,7 +1,6 @@
 """CurricularFace (snippets/pytorch/curricularface.py) against a float64 oracle written from the paper / authors'
-head/metrics.py, the worked example E7 of shared/research/reference-implementations.md, and the t update rule."""
+head/metrics.py, the worked example E7 of tests/worked_examples.md, and the t update rule."""
 
-import math
 import subprocess
 import sys
 
@@ -9,27 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from oracles import arcface_target
+from oracles import reference_curricularface_logits
 from snippet_loader import ROOT, load_snippet
 
 curricularface = load_snippet("pytorch/curricularface.py")
 
 E7_COSINE = [[0.8, 0.5, -0.2], [0.1, 0.6, 0.3]]
 E7_LABELS = [0, 1]
-
-
-def reference_curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
-    """float64 oracle with angles: ArcFace target (th/mm fallback), hard negatives c*(t + c), the rest c."""
-    cosine = np.asarray(cosine, dtype=np.float64)
-    out = cosine.copy()
-    for i, y in enumerate(labels):
-        theta = math.acos(cosine[i, y])
-        cos_y_m = math.cos(theta + m)
-        for j in range(cosine.shape[1]):
-            if j != y and cosine[i, j] > cos_y_m:
-                out[i, j] = cosine[i, j] * (t + cosine[i, j])
-        out[i, y] = arcface_target(cosine[i, y], m)
-    return s * out
 
 
 def realizable_embeddings(cosine):
@@ -58,7 +43,7 @@ def test_curricularface_logits_match_float64_oracle_on_random_inputs():
 
 
 def test_curricularface_fallback_past_pi_minus_m():
-    # cos(theta_y) = -0.95: theta_y + 0.5 > pi, target = -0.95 - 0.5 sin(0.5) (E4 / E1 value -76.1416172353345)
+    # cos(theta_y) = -0.95: theta_y + 0.5 > pi, target = -0.95 - 0.5 sin(0.5) (worked_examples.md E1)
     logits = curricularface.curricularface_logits(
         torch.tensor([[-0.95, 0.2]], dtype=torch.float64), torch.tensor([0]), t=0.0
     )
@@ -73,7 +58,7 @@ def test_curricularface_easy_negatives_keep_their_cosine():
 
 def test_curricularface_module_first_step_matches_e7():
     embeddings, weight = realizable_embeddings(E7_COSINE)
-    head = curricularface.CurricularFace(4, 3).double()
+    head = curricularface.CurricularFaceHead(4, 3).double()
     with torch.no_grad():
         head.weight.copy_(weight)
     logits = head(embeddings, torch.tensor(E7_LABELS))
@@ -83,7 +68,7 @@ def test_curricularface_module_first_step_matches_e7():
 
 def test_curricularface_two_consecutive_calls_update_t_before_use():
     torch.manual_seed(0)
-    head = curricularface.CurricularFace(5, 4, momentum=0.2).double()
+    head = curricularface.CurricularFaceHead(5, 4, momentum=0.2).double()
     batches = [
         (torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])),
         (torch.randn(4, 5, dtype=torch.float64), torch.tensor([2, 2, 3, 0])),
@@ -104,7 +89,7 @@ def test_curricularface_two_consecutive_calls_update_t_before_use():
 
 def test_curricularface_second_step_matches_e7_with_previous_t():
     embeddings, weight = realizable_embeddings(E7_COSINE)
-    head = curricularface.CurricularFace(4, 3).double()
+    head = curricularface.CurricularFaceHead(4, 3).double()
     with torch.no_grad():
         head.weight.copy_(weight)
         head.t.fill_(0.3)
@@ -114,7 +99,7 @@ def test_curricularface_second_step_matches_e7_with_previous_t():
 
 
 def test_curricularface_eval_mode_leaves_t_alone():
-    head = curricularface.CurricularFace(4, 3).eval()
+    head = curricularface.CurricularFaceHead(4, 3).eval()
     head(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))
     assert head.t.item() == 0.0
 
@@ -149,7 +134,7 @@ def test_curricularface_finite_gradients_at_cosine_plus_minus_one(edge):
 
 
 def test_curricularface_module_finite_for_zero_embedding():
-    head = curricularface.CurricularFace(4, 3)
+    head = curricularface.CurricularFaceHead(4, 3)
     embeddings = torch.zeros(2, 4, requires_grad=True)
     loss = F.cross_entropy(head(embeddings, torch.tensor([0, 2])), torch.tensor([0, 2]))
     loss.backward()
@@ -158,7 +143,7 @@ def test_curricularface_module_finite_for_zero_embedding():
 
 def test_curricularface_under_bf16_autocast_returns_float32():
     torch.manual_seed(0)
-    head = curricularface.CurricularFace(8, 5).eval()
+    head = curricularface.CurricularFaceHead(8, 5).eval()
     embeddings, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 0])
     reference = head(embeddings, labels)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -168,7 +153,7 @@ def test_curricularface_under_bf16_autocast_returns_float32():
 
 
 def test_curricularface_batch_of_one():
-    head = curricularface.CurricularFace(3, 2, momentum=0.5)
+    head = curricularface.CurricularFaceHead(3, 2, momentum=0.5)
     logits = head(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([1]))
     w = F.normalize(head.weight.detach(), dim=1)
     assert head.t.item() == pytest.approx(0.5 * w[1, 0].item(), rel=1e-6)
@@ -197,7 +182,7 @@ def test_curricularface_logits_bad_inputs_raise_value_error(kwargs, message):
 
 
 def test_curricularface_bad_call_does_not_move_t():
-    head = curricularface.CurricularFace(4, 3)
+    head = curricularface.CurricularFaceHead(4, 3)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         head(torch.randn(2, 4), torch.tensor([0, 3]))
     assert head.t.item() == 0.0

@@ -1,8 +1,8 @@
 """Tests of snippets/pytorch/margins.py.
 
-Oracles: float64 `reference_*` formulas written here and in tests/oracles.py from the papers (acos-based, unlike
-the snippet's sqrt/Chebyshev/atan2 forms), the worked numbers of shared/research/reference-implementations.md §7 and
-§9, and pytorch-metric-learning 2.9.0 (ArcFaceLoss, CosFaceLoss, SphereFaceLoss) as an independent implementation.
+Oracles: the float64 `reference_*` formulas of tests/oracles.py, written from the papers (acos-based, unlike the
+snippet's sqrt/Chebyshev/atan2 forms), the worked numbers of tests/worked_examples.md (E2, E3 and table T), and
+pytorch-metric-learning 2.9.0 (ArcFaceLoss, CosFaceLoss, SphereFaceLoss) as an independent implementation.
 """
 
 import math
@@ -13,43 +13,30 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import arcface_target, cosine_matrix, cross_entropy
+from oracles import cosine_matrix, cross_entropy, reference_logits
 from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
+from torch import nn
 
 margins = load_snippet("pytorch/margins.py")
 
-# E2 of reference-implementations.md §9: 2 samples x 3 classes, targets 0 and 1.
+# E2 and E3 of tests/worked_examples.md: 2 samples x 3 classes, targets 0 and 1.
 E2_COSINE = [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]]
 E3_COSINE = [[0.8, 0.3, -0.2], [0.1, 0.6, -0.4]]
 E2_LABELS = [0, 1]
 
 
-# ----------------------------------------------------------------------------------------------- float64 oracles
-def reference_target(c, kind, m=None, m1=1.0, m2=0.0, m3=0.0):
-    """Margined target cosine of one float c, written from each paper's formula with math.acos."""
-    theta = math.acos(c)
-    if kind == "normface":
-        return c
-    if kind == "cosface":
-        return c - m
-    if kind == "arcface":
-        return arcface_target(c, m)
-    if kind == "sphereface":
-        k = min(math.floor(m * theta / math.pi), m - 1)
-        return (-1) ** k * math.cos(m * theta) - 2 * k
-    if kind == "combined":
-        phi = m1 * theta + m2
-        k = math.floor(phi / math.pi)
-        return (-1) ** k * math.cos(phi) - 2 * k - m3
-    raise AssertionError(kind)
+class Head(nn.Module):
+    """CosineClassifier + MarginLoss as a training loop uses them: head(x, y) = loss(classifier(x), y)."""
 
+    def __init__(self, embedding_size, num_classes, margin="arcface", **margin_args):
+        super().__init__()
+        self.classifier = margins.CosineClassifier(embedding_size, num_classes)
+        self.loss = margins.MarginLoss(margin, **margin_args)
+        self.margin_logits, self.margin_args = self.loss.margin_logits, self.loss.margin_args
 
-def reference_logits(cosine, labels, kind, s, **margin):
-    logits = s * np.array(cosine, dtype=np.float64)
-    for i, y in enumerate(labels):
-        logits[i, y] = s * reference_target(float(cosine[i][y]), kind, **margin)
-    return logits
+    def forward(self, embeddings, labels):
+        return self.loss(self.classifier(embeddings), labels)
 
 
 # (kind, snippet function, keyword arguments) for every margin function with non-default, typical settings.
@@ -100,8 +87,8 @@ def test_arcface_float32_matches_worked_example_e2():
     assert F.cross_entropy(logits, torch.tensor(E2_LABELS)).item() == pytest.approx(1.4844746655638588, rel=1e-5)
 
 
-# §7, column "th/mm": unscaled target for m = 0.5 rad on both sides of θ = π - m (c = -0.87 vs -0.9).
-TABLE_7 = [
+# Table T of tests/worked_examples.md: unscaled target for m = 0.5 rad on both sides of θ = π - m (c = -0.87, -0.9).
+TABLE_T = [
     (1.0, 0.8775825619),
     (0.99, 0.8011754413),
     (0.8, 0.4144107263),
@@ -117,8 +104,8 @@ TABLE_7 = [
 ]
 
 
-@pytest.mark.parametrize("c, expected", TABLE_7)
-def test_arcface_target_matches_table_7(c, expected):
+@pytest.mark.parametrize("c, expected", TABLE_T)
+def test_arcface_target_matches_table_t(c, expected):
     logits = margins.arcface_logits(t([[c, 0.0]]), torch.tensor([0]), s=1.0, m=0.5)
     assert logits[0, 0].item() == pytest.approx(expected, abs=1e-10)
 
@@ -198,7 +185,7 @@ def test_margin_changes_only_the_target_column(kind, fn, kwargs):
 def pml_pair(margin, pml_loss, **margin_args):
     """Our MarginLoss and a PML loss holding the same class weights (PML's W is [D, C], ours [C, D])."""
     torch.manual_seed(1)
-    head = margins.MarginLoss(8, 5, margin=margin, **margin_args)
+    head = Head(8, 5, margin=margin, **margin_args)
     with torch.no_grad():
         head.classifier.weight.normal_()
         pml_loss.W.copy_(head.classifier.weight.T)
@@ -249,7 +236,7 @@ def test_arcface_with_pml_default_degrees_matches_worked_example_e2():
 @pytest.mark.parametrize("kind, fn, kwargs", CASES, ids=CASE_IDS)
 def test_margin_loss_matches_float64_reference_end_to_end(kind, fn, kwargs):
     torch.manual_seed(2)
-    head = margins.MarginLoss(6, 4, margin=kind, **kwargs).double()
+    head = Head(6, 4, margin=kind, **kwargs).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     cosine = cosine_matrix(embeddings.numpy(), head.classifier.weight.detach().numpy())
     expected = cross_entropy(call_reference(kind, cosine.tolist(), labels.tolist(), kwargs), labels)
@@ -269,7 +256,7 @@ def test_cosine_classifier_returns_cosines_of_normalised_vectors():
 @pytest.mark.parametrize("kind, fn, kwargs", CASES, ids=CASE_IDS)
 def test_margin_loss_is_invariant_to_rescaling_embeddings_and_weights(kind, fn, kwargs):
     torch.manual_seed(4)
-    head = margins.MarginLoss(6, 4, margin=kind, **kwargs).double()
+    head = Head(6, 4, margin=kind, **kwargs).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     before = head(embeddings, labels)
     with torch.no_grad():
@@ -289,7 +276,7 @@ def test_margin_passes_gradcheck_away_from_kinks(kind, fn, kwargs):
 @pytest.mark.parametrize("kind", CASE_IDS)
 def test_margin_loss_passes_gradcheck_for_embeddings_and_weights(kind):
     torch.manual_seed(6)
-    head = margins.MarginLoss(5, 4, margin=kind, s=8.0).double()
+    head = Head(5, 4, margin=kind, s=8.0).double()
     embeddings = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     weight = head.classifier.weight.detach().clone().requires_grad_()
     labels = torch.randint(0, 4, (6,))
@@ -323,7 +310,7 @@ def test_margin_gradient_is_finite_and_nonzero_past_theta_plus_m_over_pi(kind, f
 
 @pytest.mark.parametrize("kind", CASE_IDS)
 def test_margin_loss_is_finite_for_an_all_zero_embedding(kind):
-    head = margins.MarginLoss(4, 3, margin=kind)
+    head = Head(4, 3, margin=kind)
     embeddings = torch.zeros(2, 4)
     embeddings[1] = torch.tensor([1.0, -2.0, 0.5, 0.0])
     embeddings.requires_grad_()
@@ -336,7 +323,7 @@ def test_margin_loss_is_finite_for_an_all_zero_embedding(kind):
 @pytest.mark.parametrize("kind", CASE_IDS)
 def test_margin_loss_under_autocast_bf16_is_finite_float32(kind):
     torch.manual_seed(7)
-    head = margins.MarginLoss(16, 10, margin=kind)
+    head = Head(16, 10, margin=kind)
     embeddings = torch.randn(8, 16, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cosine = head.classifier(embeddings)
@@ -534,12 +521,12 @@ def test_sphereface_accepts_a_numpy_integer_margin():
 
 def test_margin_loss_rejects_unknown_margin_name():
     with pytest.raises(ValueError, match="unknown margin 'arcfce'"):
-        margins.MarginLoss(4, 3, margin="arcfce")
+        margins.MarginLoss(margin="arcfce")
 
 
 def test_margin_loss_rejects_bad_margin_at_construction():
     with pytest.raises(ValueError, match="ArcFace margin m"):
-        margins.MarginLoss(4, 3, margin="arcface", m=2.0)
+        margins.MarginLoss(margin="arcface", m=2.0)
 
 
 def test_cosine_classifier_rejects_wrong_embedding_size():

@@ -60,7 +60,7 @@ def test_sample_fills_with_uniformly_random_negatives():
 
 def test_partial_fc_full_rate_equals_full_softmax_arcface_oracle():
     torch.manual_seed(0)
-    head = partial_fc.PartialFC(16, 40, sample_rate=1.0)
+    head = partial_fc.PartialFCLoss(16, 40, sample_rate=1.0)
     embeddings, labels = torch.randn(12, 16), torch.randint(0, 40, (12,))
     loss = head(embeddings, labels)
     want = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
@@ -69,7 +69,7 @@ def test_partial_fc_full_rate_equals_full_softmax_arcface_oracle():
 
 def test_partial_fc_full_rate_cosface_equals_oracle():
     torch.manual_seed(1)
-    head = partial_fc.PartialFC(16, 30, sample_rate=1.0, margin="cosface", s=30.0, m=0.35)
+    head = partial_fc.PartialFCLoss(16, 30, sample_rate=1.0, margin="cosface", s=30.0, m=0.35)
     embeddings, labels = torch.randn(10, 16), torch.randint(0, 30, (10,))
     want = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy(), "cosface", 30.0, 0.35)
     assert head(embeddings, labels).item() == pytest.approx(want, rel=1e-5)
@@ -77,7 +77,7 @@ def test_partial_fc_full_rate_cosface_equals_oracle():
 
 def test_partial_fc_full_rate_matches_pytorch_metric_learning_arcface():
     torch.manual_seed(2)
-    head = partial_fc.PartialFC(16, 25, sample_rate=1.0, s=30.0, m=0.5)
+    head = partial_fc.PartialFCLoss(16, 25, sample_rate=1.0, s=30.0, m=0.5)
     pml = ArcFaceLoss(num_classes=25, embedding_size=16, margin=math.degrees(0.5), scale=30.0)
     with torch.no_grad():
         pml.W.copy_(head.weight.T)
@@ -87,14 +87,14 @@ def test_partial_fc_full_rate_matches_pytorch_metric_learning_arcface():
 
 def test_partial_fc_eval_mode_uses_all_centres():
     torch.manual_seed(3)
-    head = partial_fc.PartialFC(8, 200, sample_rate=0.1).eval()
+    head = partial_fc.PartialFCLoss(8, 200, sample_rate=0.1).eval()
     embeddings, labels = torch.randn(6, 8), torch.randint(0, 200, (6,))
     want = margin_loss(embeddings.numpy(), head.weight.detach().numpy(), labels.numpy())
     assert head(embeddings, labels).item() == pytest.approx(want, rel=1e-5)
 
 
 def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
-    head = partial_fc.PartialFC(8, 200, sample_rate=0.1)
+    head = partial_fc.PartialFCLoss(8, 200, sample_rate=0.1)
     embeddings, labels = torch.randn(6, 8), torch.tensor([5, 17, 5, 199, 0, 64])
     torch.manual_seed(11)
     loss = head(embeddings, labels)
@@ -108,7 +108,7 @@ def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
 
 def test_partial_fc_only_sampled_centres_get_a_gradient():
     torch.manual_seed(4)
-    head = partial_fc.PartialFC(8, 500, sample_rate=0.1)
+    head = partial_fc.PartialFCLoss(8, 500, sample_rate=0.1)
     labels = torch.tensor([1, 2, 3, 250])
     head(torch.randn(4, 8), labels).backward()
     touched = (head.weight.grad.abs().sum(dim=1) > 0).nonzero().squeeze(1)
@@ -118,7 +118,7 @@ def test_partial_fc_only_sampled_centres_get_a_gradient():
 
 def test_partial_fc_with_too_small_rate_samples_one_centre_per_sample_and_keeps_present_classes():
     torch.manual_seed(5)
-    head = partial_fc.PartialFC(8, 1000, sample_rate=0.0)
+    head = partial_fc.PartialFCLoss(8, 1000, sample_rate=0.0)
     embeddings, labels = torch.randn(5, 8), torch.tensor([9, 4, 9, 600, 4])
     head(embeddings, labels).backward()
     touched = (head.weight.grad.abs().sum(dim=1) > 0).nonzero().squeeze(1)
@@ -127,14 +127,14 @@ def test_partial_fc_with_too_small_rate_samples_one_centre_per_sample_and_keeps_
 
 def test_partial_fc_gradcheck_float64_full_rate():
     torch.manual_seed(6)
-    head = partial_fc.PartialFC(5, 7, sample_rate=1.0, s=4.0).double()
+    head = partial_fc.PartialFCLoss(5, 7, sample_rate=1.0, s=4.0).double()
     embeddings = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 3, 6, 3])
     assert torch.autograd.gradcheck(lambda e: head(e, labels), (embeddings,))
 
 
 def test_partial_fc_finite_gradients_at_cosine_plus_minus_one_and_zero_embedding():
-    head = partial_fc.PartialFC(3, 4, sample_rate=1.0)
+    head = partial_fc.PartialFCLoss(3, 4, sample_rate=1.0)
     with torch.no_grad():
         head.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, 0, 0]]))
     embeddings = torch.tensor([[2.0, 0, 0], [-3.0, 0, 0], [0, 0, 0]], requires_grad=True)  # cos = 1, -1; zero vector
@@ -170,12 +170,12 @@ def test_sample_bad_inputs_raise_value_error(labels, num_classes, num_sample, me
 )
 def test_partial_fc_bad_settings_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        partial_fc.PartialFC(4, 10, **kwargs)
+        partial_fc.PartialFCLoss(4, 10, **kwargs)
 
 
 def test_partial_fc_batch_mismatch_raises_value_error():
     with pytest.raises(ValueError, match="match the batch"):
-        partial_fc.PartialFC(4, 10)(torch.randn(3, 4), torch.tensor([1, 2]))
+        partial_fc.PartialFCLoss(4, 10)(torch.randn(3, 4), torch.tensor([1, 2]))
 
 
 def test_partial_fc_script_runs():

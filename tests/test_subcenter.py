@@ -1,31 +1,41 @@
 """Tests of snippets/pytorch/subcenter.py.
 
 Oracles: a float64 `reference_logits` written here from the paper (max over sub-centres, then ArcFace with acos),
-worked example E8 of shared/research/reference-implementations.md §9, and pytorch-metric-learning 2.9.0's
+worked example E8 of tests/worked_examples.md, and pytorch-metric-learning 2.9.0's
 SubCenterArcFaceLoss (loss, gradients and get_outliers).
 """
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from oracles import arcface_target, cosine_matrix, cross_entropy
+from oracles import cosine_matrix, cross_entropy
+from oracles import reference_subcenter_logits as reference_logits
 from pytorch_metric_learning import losses as pml_losses
 from snippet_loader import load_snippet
+from torch import nn
 
 subcenter = load_snippet("pytorch/subcenter.py")
 
 
-def reference_logits(cosine, labels, num_subcenters, s, m):
-    """float64: cos θ_j = max_k cos(x, w_jk); target s·cos(θ + m) if θ + m ≤ π else s·(cos θ - m·sin m)."""
-    cosine = np.asarray(cosine, dtype=np.float64)
-    nearest = cosine.reshape(len(cosine), -1, num_subcenters).max(axis=2)
-    logits = s * nearest
-    for i, y in enumerate(labels):
-        logits[i, y] = s * arcface_target(nearest[i, y], m)
-    return logits
+class Head(nn.Module):
+    """SubCenterCosineClassifier + SubCenterArcFaceLoss as a training loop uses them: loss(classifier(x), y)."""
+
+    def __init__(self, embedding_size, num_classes, num_subcenters=3, s=64.0, m=0.5):
+        super().__init__()
+        self.classifier = subcenter.SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)
+        self.loss = subcenter.SubCenterArcFaceLoss(num_subcenters, s, m)
+
+    @property
+    def weight(self):
+        return self.classifier.weight
+
+    def cosine(self, embeddings):
+        return self.classifier(embeddings)
+
+    def forward(self, embeddings, labels):
+        return self.loss(self.classifier(embeddings), labels)
 
 
 def with_mirrored_subcenters(cosine):
@@ -72,7 +82,7 @@ def test_subcenter_float32_matches_float64_reference():
 
 def pml_pair(m=0.5, s=64.0, num_subcenters=3):
     torch.manual_seed(1)
-    head = subcenter.SubCenterArcFace(8, 5, num_subcenters=num_subcenters, s=s, m=m)
+    head = Head(8, 5, num_subcenters=num_subcenters, s=s, m=m)
     pml_loss = pml_losses.SubCenterArcFaceLoss(
         num_classes=5, embedding_size=8, margin=math.degrees(m), scale=s, sub_centers=num_subcenters
     )
@@ -133,7 +143,7 @@ def test_subcenter_gradient_is_finite_at_cos_plus_and_minus_one_and_past_pi_minu
 
 
 def test_subcenter_loss_is_finite_for_an_all_zero_embedding():
-    head = subcenter.SubCenterArcFace(4, 3, num_subcenters=2)
+    head = Head(4, 3, num_subcenters=2)
     embeddings = torch.zeros(2, 4)
     embeddings[1, 0] = 1.0
     embeddings.requires_grad_()
@@ -144,7 +154,7 @@ def test_subcenter_loss_is_finite_for_an_all_zero_embedding():
 
 def test_subcenter_under_autocast_bf16_computes_the_margin_in_float32():
     torch.manual_seed(3)
-    head = subcenter.SubCenterArcFace(16, 10, num_subcenters=3)
+    head = Head(16, 10, num_subcenters=3)
     embeddings, labels = torch.randn(8, 16, requires_grad=True), torch.arange(8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cosine = head.cosine(embeddings)
@@ -165,7 +175,7 @@ def test_subcenter_float16_cosines_give_float32_logits():
 
 def test_subcenter_loss_is_invariant_to_rescaling_embeddings_and_weights():
     torch.manual_seed(4)
-    head = subcenter.SubCenterArcFace(6, 4, num_subcenters=3).double()
+    head = Head(6, 4, num_subcenters=3).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     before = head(embeddings, labels).item()
     with torch.no_grad():
@@ -175,7 +185,7 @@ def test_subcenter_loss_is_invariant_to_rescaling_embeddings_and_weights():
 
 def test_subcenter_module_matches_float64_reference_end_to_end():
     torch.manual_seed(5)
-    head = subcenter.SubCenterArcFace(6, 4, num_subcenters=2, s=30.0, m=0.4).double()
+    head = Head(6, 4, num_subcenters=2, s=30.0, m=0.4).double()
     embeddings, labels = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     cosine = cosine_matrix(embeddings.numpy(), head.weight.detach().numpy())
     expected = cross_entropy(reference_logits(cosine, labels.tolist(), 2, 30.0, 0.4), labels.numpy())
@@ -224,7 +234,7 @@ def test_subcenter_rejects_bad_input(cosine, labels, kwargs, message):
 
 def test_subcenter_module_rejects_bad_arguments_at_construction():
     with pytest.raises(ValueError, match="ArcFace margin m"):
-        subcenter.SubCenterArcFace(4, 3, num_subcenters=2, m=3.0)
+        Head(4, 3, num_subcenters=2, m=3.0)
 
 
 def test_subcenter_outliers_rejects_bad_labels():

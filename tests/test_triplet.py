@@ -1,15 +1,14 @@
 """Tests of snippets/pytorch/triplet.py.
 
 Oracles: float64 `reference_*` loops written here from the definitions (FaceNet; Hermans et al. 2017), worked
-example E9 of shared/research/reference-implementations.md §9, and pytorch-metric-learning 2.9.0
+example E9 of tests/worked_examples.md, and pytorch-metric-learning 2.9.0
 (TripletMarginLoss over all triplets, with BatchHardMiner, and with explicit triplets).
 """
-
-import itertools
 
 import numpy as np
 import pytest
 import torch
+from oracles import distance, reference_batch_all, reference_batch_hard
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning.distances import LpDistance
@@ -22,36 +21,6 @@ triplet = load_snippet("pytorch/triplet.py")
 E9 = [[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]]
 E9_LABELS = [0, 0, 1, 1]
 E9_NO_VIOLATION = [[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-0.6, 0.8]]
-
-
-# ----------------------------------------------------------------------------------------------- float64 oracles
-def distance(x, y):
-    return float(np.sqrt(np.sum((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2)))
-
-
-def reference_triplets(labels):
-    n = len(labels)
-    return [
-        (a, p, q)
-        for a, p, q in itertools.product(range(n), repeat=3)
-        if a != p and labels[a] == labels[p] and labels[q] != labels[a]
-    ]
-
-
-def reference_batch_all(x, labels, margin):
-    losses = [max(0.0, distance(x[a], x[p]) - distance(x[a], x[n]) + margin) for a, p, n in reference_triplets(labels)]
-    positive = [loss for loss in losses if loss > 0]
-    return sum(positive) / len(positive) if positive else 0.0
-
-
-def reference_batch_hard(x, labels, margin):
-    losses = []
-    for a in range(len(labels)):
-        pos = [distance(x[a], x[p]) for p in range(len(labels)) if p != a and labels[p] == labels[a]]
-        neg = [distance(x[a], x[n]) for n in range(len(labels)) if labels[n] != labels[a]]
-        if pos and neg:
-            losses.append(max(0.0, max(pos) - min(neg) + margin))
-    return sum(losses) / len(losses) if losses else 0.0
 
 
 def random_batch(p=4, k=4, dim=8, seed=0, dtype=torch.float64):
@@ -256,7 +225,7 @@ def test_batch_loss_on_low_precision_embeddings_is_float32(fn, dtype):
 # ----------------------------------------------------------------------------------------------- P×K batches
 def test_pk_batches_hold_p_classes_with_k_samples_each():
     labels = torch.arange(10).repeat_interleave(torch.tensor([5, 6, 2, 4, 4, 8, 4, 3, 4, 9]))
-    batches = triplet.pk_batches(labels, p=3, k=4, generator=torch.Generator().manual_seed(0))
+    batches = triplet.pk_batches(labels, p=3, k=4, seed=0)
     assert len(batches) == 3  # 10 classes // 3
     seen = []
     for batch in batches:
@@ -268,10 +237,10 @@ def test_pk_batches_hold_p_classes_with_k_samples_each():
     assert not big or len(set(big[0]) & set((labels == 5).nonzero()[:, 0].tolist())) == 4  # no repeats if ≥ k
 
 
-def test_pk_batches_are_reproducible_with_a_generator():
+def test_pk_batches_are_reproducible_with_a_seed():
     labels = torch.arange(6).repeat(5)
-    first = triplet.pk_batches(labels, 2, 3, generator=torch.Generator().manual_seed(1))
-    assert first == triplet.pk_batches(labels, 2, 3, generator=torch.Generator().manual_seed(1))
+    first = triplet.pk_batches(labels, 2, 3, seed=1)
+    assert first == triplet.pk_batches(labels, 2, 3, seed=1)
 
 
 def test_pk_batches_reject_more_classes_than_exist():

@@ -154,9 +154,9 @@ def pfc_one(num_classes, sample_rate, reps, warmup):
     """Run in a child process: time the Partial FC step and measure the memory the steps add."""
     partial_fc = load("pytorch/partial_fc.py")
     torch.manual_seed(0)
-    tiny = partial_fc.PartialFC(D_PFC, 1_000, sample_rate=sample_rate)  # one-time set-up (thread pools) not counted
+    tiny = partial_fc.PartialFCLoss(D_PFC, 1_000, sample_rate=sample_rate)  # one-time set-up (thread pools) not counted
     time_step(tiny, list(tiny.parameters()), torch.randn(8, D_PFC, requires_grad=True), torch.arange(8))
-    head = partial_fc.PartialFC(D_PFC, num_classes, sample_rate=sample_rate, s=S, m=M)
+    head = partial_fc.PartialFCLoss(D_PFC, num_classes, sample_rate=sample_rate, s=S, m=M)
     x = torch.randn(B, D_PFC, requires_grad=True)
     y = torch.randint(0, num_classes, (B,))
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident size

@@ -115,7 +115,7 @@ class MarginHead(nn.Module):
 
 
 class ModuleHead(nn.Module):
-    """A head that is itself a loss module taking (embeddings, labels): AdaFace, CurricularFace."""
+    """A head module taking (embeddings, labels) and returning scaled logits: AdaFaceHead, CurricularFaceHead."""
 
     def __init__(self, module):
         super().__init__()
@@ -192,12 +192,12 @@ def make_head(method: str, embedding_size: int, num_classes: int, s: float, hp: 
     if method == "adaface":
         adaface = load_snippet("pytorch/adaface.py")
         return ModuleHead(
-            adaface.AdaFace(embedding_size, num_classes, s=s, m=hp["m"], h=hp["h"], t_alpha=hp["t_alpha"])
+            adaface.AdaFaceHead(embedding_size, num_classes, s=s, m=hp["m"], h=hp["h"], t_alpha=hp["t_alpha"])
         )
     if method == "curricularface":
         curricular = load_snippet("pytorch/curricularface.py")
         return ModuleHead(
-            curricular.CurricularFace(embedding_size, num_classes, s=s, m=hp["m"], momentum=hp["momentum"])
+            curricular.CurricularFaceHead(embedding_size, num_classes, s=s, m=hp["m"], momentum=hp["momentum"])
         )
     margins = load_snippet("pytorch/margins.py")
     logits_fn = {

@@ -18,10 +18,15 @@ hard negative c_j * (t + c_j) < c_j is damped (easy samples dominate); once t + 
 
 Conventions (the same as the PyTorch twin, snippets/pytorch/curricularface.py, name for name): angles and m in
 radians; `curricularface_logits` returns scaled logits [B, C]; margin math in float32 (float64 stays float64);
-sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1. `CurricularFace` is a layer called on
+sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1. `CurricularFaceHead` is a layer called on
 [embeddings, labels] (the labels are a second model input) with t as a non-trainable weight; it returns the
 scaled logits: compile with SparseCategoricalCrossentropy(from_logits=True). Only keras.ops is used, so the file
 runs on the torch, jax and tensorflow backends; the labels-in-[0, C) check runs only on concrete (eager) values.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`curricularface_logits(cosine, labels, t, ...)` returns the scaled logits [B, C];
+`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running t and returns the
+scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
 import math
@@ -31,6 +36,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while a graph is traced (jax.jit, tf.function, symbolic Keras tensors)."""
     if keras.backend.is_keras_tensor(x):
@@ -64,17 +70,29 @@ def _check_inputs(cosine, labels, s, m):
     return cosine, labels
 
 
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
+
+
+# --8<-- [end:helpers]
+
+
 # --8<-- [start:curricularface_logits]
 def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
     """Scaled CurricularFace logits [B, C] for the curriculum parameter t (a number or 0-d tensor, not trained)."""
     cosine, labels = _check_inputs(cosine, labels, s, m)
     dtype = "float64" if keras.backend.standardize_dtype(cosine.dtype) == "float64" else "float32"
     cosine = ops.cast(cosine, dtype)  # margin math never in bfloat16/float16
-    t = ops.stop_gradient(ops.cast(t, dtype))
+    t = ops.stop_gradient(ops.convert_to_tensor(t, dtype))  # a Python t: no float32 detour (tensorflow)
 
     labels = ops.cast(labels, "int32")
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)  # [B, 1]
-    sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # guarded: finite gradient at cos = +-1
+    squared_sin = 1.0 - cos_y * cos_y
+    sin_y = ops.sqrt(ops.where(squared_sin > 1e-12, squared_sin, 1e-12))  # guarded: finite gradient at cos = +-1
     cos_y_m = cos_y * math.cos(m) - sin_y * math.sin(m)  # cos(theta_y + m)
     # ArcFace target; past theta_y + m > pi, i.e. cos(theta_y) < cos(pi - m), fall back to cos(theta_y) - m sin(m)
     target = ops.where(cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y_m)
@@ -88,14 +106,9 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 # --8<-- [end:curricularface_logits]
 
 
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
-
-
 # --8<-- [start:curricularface]
 @keras.saving.register_keras_serializable(package="curricularface")
-class CurricularFace(keras.layers.Layer):
+class CurricularFaceHead(keras.layers.Layer):
     """Class centres [D, C] plus the curriculum parameter t; call([embeddings, labels]) returns scaled logits [B, C].
 
     With training=True (model.fit) each call first updates t from the batch's target cosines, then uses it;
@@ -128,7 +141,7 @@ class CurricularFace(keras.layers.Layer):
             raise ValueError(f"embeddings must have shape [batch, {self.embedding_size}], got {list(embeddings.shape)}")
         dtype = "float64" if keras.backend.standardize_dtype(embeddings.dtype) == "float64" else "float32"
         w = _l2_normalize(ops.cast(self.kernel, dtype), axis=0)
-        cosine = ops.matmul(_l2_normalize(ops.cast(embeddings, dtype), axis=1), w)
+        cosine = ops.einsum("bd,dc->bc", _l2_normalize(ops.cast(embeddings, dtype), axis=1), w)
         cosine = ops.where(cosine > 1.0, 1.0, ops.where(cosine < -1.0, -1.0, cosine))
         t = ops.cast(self.t, dtype)
         if training:  # update before use, from the un-margined target cosines
@@ -168,7 +181,7 @@ if __name__ == "__main__":
     keras.utils.set_random_seed(0)
     features, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 4
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    logits = CurricularFace(embedding_size=16, num_classes=4)([keras.layers.Dense(16)(x_in), y_in])
+    logits = CurricularFaceHead(embedding_size=16, num_classes=4)([keras.layers.Dense(16)(x_in), y_in])
     model = keras.Model([x_in, y_in], logits)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit([features, y], y, batch_size=16, epochs=1, verbose=0)

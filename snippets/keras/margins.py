@@ -37,6 +37,11 @@ backend); while jax.jit or tf.function traces a graph (model.fit on jax or tenso
 and that one check is skipped.
 
 Run `KERAS_BACKEND=torch python snippets/keras/margins.py` (or jax, tensorflow) for a worked example.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+every `*_logits(cosine, labels, s, ...)` returns the scaled logits [B, C]; `CosineClassifier(embedding_size,
+num_classes)` returns the cosines [B, C]; `MarginLoss(margin, **margin_args)` takes those cosines and the labels
+and returns the scalar mean cross-entropy.
 """
 
 import math
@@ -46,6 +51,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while jax.jit / tf.function traces (the values are symbolic then)."""
     try:
@@ -87,7 +93,8 @@ def _target(cosine, labels):
     # clamp with where, not clip: jax splits clip's gradient in half at exactly ±1
     cos_t = ops.where(cos_t > 1.0, 1.0, ops.where(cos_t < -1.0, -1.0, cos_t))
     # sin θ = sqrt(1 - cos²θ); the clamp keeps sqrt's gradient finite (it is 0 instead of inf at cos θ = ±1).
-    sin_t = ops.sqrt(ops.maximum(1.0 - cos_t * cos_t, 1e-20))
+    squared_sin = 1.0 - cos_t * cos_t
+    sin_t = ops.sqrt(ops.where(squared_sin > 1e-20, squared_sin, 1e-20))
     return cosine, cos_t, sin_t
 
 
@@ -95,6 +102,35 @@ def _with_target(cosine, labels, target, s):
     """s·cosine with the target column replaced by `target`: a one-hot mask picks it, where() writes it."""
     is_target = ops.one_hot(ops.cast(labels, "int32"), cosine.shape[1], dtype="bool")
     return ops.where(is_target, target * s, cosine * s)
+
+
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
+
+
+def _atan2(y, x):
+    """atan2(y, x) in the precision of x. For float64, Keras computes ops.arctan2 and ops.cos in float32 on the torch
+    and jax backends (keras.backend.result_type maps float64 to float32 there); then the angle of x + iy, from the
+    complex log, keeps float64. Other dtypes (and tensorflow) take ops.arctan2 as it is."""
+    angle = ops.arctan2(y, x)
+    if keras.backend.standardize_dtype(angle.dtype) == keras.backend.standardize_dtype(x.dtype):
+        return angle
+    return ops.imag(ops.log(ops.add(ops.cast(x, "complex128"), ops.multiply(ops.cast(y, "complex128"), 1j))))
+
+
+def _cos(x):
+    """cos(x) in the precision of x (see _atan2): the real part of exp(ix) where ops.cos would drop to float32."""
+    result = ops.cos(x)
+    if keras.backend.standardize_dtype(result.dtype) == keras.backend.standardize_dtype(x.dtype):
+        return result
+    return ops.real(ops.exp(ops.multiply(ops.cast(x, "complex128"), 1j)))
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:normface_logits]
@@ -118,9 +154,12 @@ def sphereface_logits(cosine, labels, s=30.0, m=4):
     cos_m_theta, previous = cos_t, ops.ones_like(cos_t)
     for _ in range(m - 1):
         cos_m_theta, previous = 2 * cos_t * cos_m_theta - previous, cos_m_theta
-    theta = ops.stop_gradient(ops.arctan2(sin_t, cos_t))  # k is piecewise constant: no gradient
-    k = ops.minimum(ops.floor(m * theta / math.pi), m - 1)
-    psi = (1 - 2 * ops.mod(k, 2)) * cos_m_theta - 2 * k
+    # k = ⌊mθ/π⌋ counts the j in 1..m-1 with θ ≥ jπ/m, i.e. cos θ ≤ cos(jπ/m): comparisons, no angle, no gradient
+    k, sign = ops.zeros_like(cos_t), ops.ones_like(cos_t)  # sign = (-1)^k
+    for j in range(1, m):
+        step = ops.cast(cos_t <= math.cos(j * math.pi / m), cos_t.dtype)
+        k, sign = k + step, sign * (1 - 2 * step)
+    psi = sign * cos_m_theta - 2 * k
     return _with_target(cosine, labels, psi, s)
 
 
@@ -167,9 +206,13 @@ def combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0):
     if not 0 <= m3 < 2:
         raise ValueError(f"combined margin m3 must be in [0, 2), got {m3}")
     cosine, cos_t, sin_t = _target(cosine, labels)
-    phi = m1 * ops.arctan2(sin_t, cos_t) + m2  # atan2 instead of acos: finite gradient at cos θ = ±1
-    k = ops.floor(ops.stop_gradient(phi) / math.pi)
-    target = (1 - 2 * ops.mod(k, 2)) * ops.cos(phi) - 2 * k - m3  # k = 0 inside the monotone range
+    phi = m1 * _atan2(sin_t, cos_t) + m2  # atan2 instead of acos: finite gradient at cos θ = ±1
+    # k = ⌊φ/π⌋ counts the j ≥ 1 with φ ≥ jπ (φ ≤ m1·π + m2: a few at most); k = 0 inside the monotone range
+    k, sign = ops.zeros_like(phi), ops.ones_like(phi)  # sign = (-1)^k
+    for j in range(1, int((m1 * math.pi + m2) // math.pi) + 1):
+        step = ops.cast(ops.stop_gradient(phi) >= j * math.pi, phi.dtype)
+        k, sign = k + step, sign * (1 - 2 * step)
+    target = sign * _cos(phi) - 2 * k - m3
     return _with_target(cosine, labels, target, s)
 
 
@@ -197,15 +240,10 @@ class CosineClassifier(keras.layers.Layer):
         # eps: an all-zero embedding gives cosine 0 everywhere instead of NaN
         x = _l2_normalize(embeddings, axis=1)
         w = _l2_normalize(ops.cast(self.kernel, x.dtype), axis=0)
-        return ops.matmul(x, w)
+        return ops.einsum("bd,dc->bc", x, w)  # einsum: matmul gives float32 for float64 on torch
 
     def get_config(self):
         return {**super().get_config(), "embedding_size": self.embedding_size, "num_classes": self.num_classes}
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 # --8<-- [end:cosine_classifier]
@@ -253,7 +291,7 @@ class MarginLoss(keras.losses.Loss):
 
 
 if __name__ == "__main__":
-    # Worked example: two samples, three classes, targets 0 and 1 (reference-implementations.md, E2).
+    # Worked example: two samples, three classes, targets 0 and 1 (tests/worked_examples.md, E2).
     cosine = np.array([[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]])
     labels = np.array([0, 1])
     print("cosine =", cosine.tolist(), " labels =", labels.tolist(), " backend =", keras.backend.backend())

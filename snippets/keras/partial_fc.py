@@ -16,11 +16,16 @@ Conventions (the same as the PyTorch twin, snippets/pytorch/partial_fc.py, name 
 radians; ArcFace target s * cos(theta + m), falling back to s * (cos(theta) - m * sin(m)) once
 cos(theta) < cos(pi - m); CosFace target s * (cos(theta) - m); only the target column changes.
 
-Because the sampled labels exist only inside the layer, `PartialFC` computes its own loss: it is called on
+Because the sampled labels exist only inside the layer, `PartialFCLoss` computes its own loss: it is called on
 [embeddings, labels], returns the mean cross-entropy (a scalar, as the PyTorch twin) and registers it with
 add_loss, so a model ending in it trains with model.compile(optimizer) and no `loss=` argument. Random draws use
 keras.random with a SeedGenerator; only keras.ops is used, so the file runs on the torch, jax and tensorflow
 backends. Checks that need label values (range, number of distinct classes) run only when they are concrete.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`sample_class_centers(labels, num_classes, num_sample, generator)` returns (index, remapped labels);
+`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centres (it samples
+them) and returns the scalar mean loss for (embeddings, labels).
 """
 
 import math
@@ -30,6 +35,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while a graph is traced (jax.jit, tf.function, symbolic Keras tensors)."""
     if keras.backend.is_keras_tensor(x):
@@ -52,6 +58,32 @@ def _check_labels(labels, num_classes):
     if values is not None and (values.min() < 0 or values.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got values from {values.min()} to {values.max()}")
     return labels, values
+
+
+def _margin_logits(cosine, labels, margin, s, m):
+    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
+    cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
+    if margin == "arcface":
+        squared_sin = 1.0 - cos_y * cos_y
+        sin_y = ops.sqrt(ops.where(squared_sin > 1e-12, squared_sin, 1e-12))  # finite gradient at cos = +-1
+        target = ops.where(
+            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
+        )
+    else:  # cosface
+        target = cos_y - m
+    is_target = ops.one_hot(labels, ops.shape(cosine)[1], dtype="bool")
+    return ops.where(is_target, target * s, cosine * s)
+
+
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:sample_class_centers]
@@ -79,28 +111,9 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
 # --8<-- [end:sample_class_centers]
 
 
-def _margin_logits(cosine, labels, margin, s, m):
-    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
-    cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
-    if margin == "arcface":
-        sin_y = ops.sqrt(ops.maximum(1.0 - cos_y * cos_y, 1e-12))  # finite gradient at cos = +-1
-        target = ops.where(
-            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
-        )
-    else:  # cosface
-        target = cos_y - m
-    is_target = ops.one_hot(labels, ops.shape(cosine)[1], dtype="bool")
-    return ops.where(is_target, target * s, cosine * s)
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(||x||, eps), like torch's F.normalize; finite (zero) gradient for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
-
-
 # --8<-- [start:partial_fc]
 @keras.saving.register_keras_serializable(package="partial_fc")
-class PartialFC(keras.layers.Layer):
+class PartialFCLoss(keras.layers.Layer):
     """Class centres [D, C] and a margin softmax on a per-step sample of them; call([embeddings, labels]) returns
     the mean cross-entropy and adds it to the model's losses.
 
@@ -186,11 +199,13 @@ if __name__ == "__main__":
     print("sampled centres:", index.tolist(), " remapped labels:", remapped.tolist())
     print("index[remapped] == labels:", bool(np.all(index[remapped] == labels)))
 
-    # A model ending in PartialFC trains with model.fit and no loss= (the layer adds its own loss).
+    # A model ending in PartialFCLoss trains with model.fit and no loss= (the layer adds its own loss).
     keras.utils.set_random_seed(0)
     features, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 50
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    loss = PartialFC(embedding_size=16, num_classes=50, sample_rate=0.2, seed=0)([keras.layers.Dense(16)(x_in), y_in])
+    loss = PartialFCLoss(embedding_size=16, num_classes=50, sample_rate=0.2, seed=0)(
+        [keras.layers.Dense(16)(x_in), y_in]
+    )
     model = keras.Model([x_in, y_in], loss)
     model.compile(optimizer="adam")
     history = model.fit([features, y], batch_size=16, epochs=2, verbose=0)

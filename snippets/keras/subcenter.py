@@ -23,6 +23,11 @@ one file runs on the torch, jax and tensorflow backends. As in margins.py, the c
 needs concrete values and is skipped while jax.jit or tf.function traces.
 
 Run `KERAS_BACKEND=torch python snippets/keras/subcenter.py` (or jax, tensorflow) for a worked example.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`subcenter_arcface_logits(cosine, labels, num_subcenters, s, m)` returns the scaled logits [B, C] for the
+[B, C·K] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
+`SubCenterArcFaceLoss(num_subcenters, s, m)` takes them and the labels and returns the scalar mean loss.
 """
 
 import math
@@ -32,6 +37,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _concrete(x):
     """x's values as a numpy array, or None while jax.jit / tf.function traces (the values are symbolic then)."""
     try:
@@ -65,6 +71,17 @@ def _check_inputs(cosine, labels, num_subcenters):
     return cosine, ops.cast(labels, "int32")
 
 
+def _l2_normalize(x, axis, eps=1e-12):
+    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(
+        ops.where(squared > eps * eps, squared, eps * eps)
+    )  # not ops.maximum: float32 for float64 on torch
+
+
+# --8<-- [end:helpers]
+
+
 # --8<-- [start:subcenter_arcface_logits]
 def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
     """[B, C·K] cosines to sub-centres -> ArcFace logits [B, C] on the nearest sub-centre of each class."""
@@ -79,7 +96,8 @@ def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
     cosine = ops.max(ops.reshape(cosine, (-1, num_classes, num_subcenters)), axis=2)  # nearest sub-centre per class
     cos_t = ops.take_along_axis(cosine, labels[:, None], axis=1)
     cos_t = ops.where(cos_t > 1.0, 1.0, ops.where(cos_t < -1.0, -1.0, cos_t))  # clamp (where: exact gradient at ±1)
-    sin_t = ops.sqrt(ops.maximum(1.0 - cos_t * cos_t, 1e-20))  # clamp: finite gradient at cos θ = ±1
+    squared_sin = 1.0 - cos_t * cos_t
+    sin_t = ops.sqrt(ops.where(squared_sin > 1e-20, squared_sin, 1e-20))  # clamp: finite gradient at cos θ = ±1
     cos_t_plus_m = cos_t * math.cos(m) - sin_t * math.sin(m)
     target = ops.where(cos_t >= math.cos(math.pi - m), cos_t_plus_m, cos_t - m * math.sin(m))
     return ops.where(ops.one_hot(labels, num_classes, dtype="bool"), target * s, cosine * s)
@@ -128,7 +146,9 @@ class SubCenterCosineClassifier(keras.layers.Layer):
 
     def call(self, embeddings):
         x = _l2_normalize(embeddings, axis=1)  # eps: an all-zero embedding gives cosines 0, not NaN
-        return ops.matmul(x, _l2_normalize(ops.cast(self.kernel, x.dtype), axis=0))
+        return ops.einsum(
+            "bd,dc->bc", x, _l2_normalize(ops.cast(self.kernel, x.dtype), axis=0)
+        )  # not matmul: float32 for float64 on torch
 
     def get_config(self):
         return {
@@ -137,11 +157,6 @@ class SubCenterCosineClassifier(keras.layers.Layer):
             "num_classes": self.num_classes,
             "num_subcenters": self.num_subcenters,
         }
-
-
-def _l2_normalize(x, axis, eps=1e-12):
-    """x / max(‖x‖, eps), like torch's F.normalize; the gradient is finite (0) for an all-zero x."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 @keras.saving.register_keras_serializable(package="subcenter")

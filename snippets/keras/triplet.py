@@ -26,6 +26,11 @@ with integer class ids as y_true; feed it P×K batches (`pk_batches`), or batch-
 Only keras.ops is used, so one file runs on the torch, jax and tensorflow backends.
 
 Run `KERAS_BACKEND=torch python snippets/keras/triplet.py` (or jax, tensorflow) for a worked example.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`pairwise_distances(embeddings)` returns [B, B] distances; every `*_triplet_loss` function and
+`BatchTripletLoss(mining, margin)` return a scalar mean loss; `pk_batches(labels, p, k, seed)` returns lists of
+indices.
 """
 
 import keras
@@ -33,6 +38,7 @@ import numpy as np
 from keras import ops
 
 
+# --8<-- [start:helpers]
 def _check_inputs(embeddings, labels, margin):
     """Raise a short ValueError that names the problem; return the inputs as tensors."""
     shape = tuple(getattr(embeddings, "shape", ()))
@@ -58,7 +64,6 @@ def _float32(x):
     return x if keras.backend.standardize_dtype(x.dtype) == "float64" else ops.cast(x, "float32")
 
 
-# --8<-- [start:pairwise_distances]
 def _clamp_min(x, low):
     # with where, not maximum: jax splits maximum's gradient in half on a tie
     return ops.where(x >= low, x, low)
@@ -69,11 +74,24 @@ def _safe_sqrt(squared):
     return ops.sqrt(_clamp_min(squared, 1e-12))
 
 
+def _masks(labels):
+    """same[a, b]: same class; positive[a, p]: same class and p != a."""
+    same = ops.equal(labels[:, None], labels[None, :])
+    positive = ops.logical_and(same, ops.logical_not(ops.eye(labels.shape[0], dtype="bool")))  # not itself
+    return same, positive
+
+
+# --8<-- [end:helpers]
+
+
+# --8<-- [start:pairwise_distances]
+
+
 def pairwise_distances(embeddings):
     """[B, B] Euclidean distances, from ‖a‖² + ‖b‖² - 2a·b (one matrix product, no [B, B, D] tensor)."""
     x = _float32(ops.convert_to_tensor(embeddings))  # in bf16 the expansion would cancel catastrophically
     squared_norms = ops.sum(x * x, axis=1)
-    squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.matmul(x, ops.transpose(x))
+    squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.einsum("id,jd->ij", x, x)
     return _safe_sqrt(_clamp_min(squared, 0.0))  # rounding can make the expansion slightly negative
 
 
@@ -93,17 +111,11 @@ def triplet_loss(anchor, positive, negative, margin=0.2):
     anchor, positive, negative = (_float32(x) for x in (anchor, positive, negative))  # float32 for bf16/fp16
     d_ap = _safe_sqrt(ops.sum(ops.square(anchor - positive), axis=1))
     d_an = _safe_sqrt(ops.sum(ops.square(anchor - negative), axis=1))
-    return ops.mean(ops.relu(d_ap - d_an + margin))
+    # sum / count, not ops.mean: on torch and jax, ops.mean of float64 is computed in float32
+    return ops.sum(ops.relu(d_ap - d_an + margin)) / ops.cast(ops.shape(d_ap)[0], d_ap.dtype)
 
 
 # --8<-- [end:triplet_loss]
-
-
-def _masks(labels):
-    """same[a, b]: same class; positive[a, p]: same class and p != a."""
-    same = ops.equal(labels[:, None], labels[None, :])
-    positive = ops.logical_and(same, ops.logical_not(ops.eye(labels.shape[0], dtype="bool")))  # not itself
-    return same, positive
 
 
 # --8<-- [start:batch_hard_triplet_loss]
@@ -203,7 +215,7 @@ def pk_batches(labels, p, k, seed=None):
 
 
 if __name__ == "__main__":
-    # Four 2-D unit embeddings, two classes (reference-implementations.md, E9):
+    # Four 2-D unit embeddings, two classes (tests/worked_examples.md, E9):
     #   0: (1, 0)  1: (0.6, 0.8)  -> class 0        2: (0.8, 0.6)  3: (0, 1)  -> class 1
     embeddings = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]], dtype="float32")
     labels = np.array([0, 0, 1, 1])

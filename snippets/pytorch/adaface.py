@@ -18,10 +18,15 @@ Conventions (shared with margins.py): angles and m in radians; `adaface_logits` 
 float32 (float64 stays float64) even under autocast; the target cosine is clamped to [-1 + eps, 1 - eps] before
 arccos, as in the authors' head.py, so gradients stay finite at cos(theta) = +-1.
 
-`AdaFace` keeps mu and sigma as running averages (buffers starting at 20 and 100, as the authors' code), updated
+`AdaFaceHead` keeps mu and sigma as running averages (buffers starting at 20 and 100, as the authors' code), updated
 from each training batch *before* it is used: mu <- t_alpha * mean + (1 - t_alpha) * mu, sigma likewise with the
 unbiased (ddof = 1) standard deviation of the batch norms. A batch of one has no standard deviation: sigma keeps
 its old value instead of becoming NaN (the authors' code turns the whole row and the buffer into NaN there).
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`adaface_logits(cosine, labels, norms, batch_mean, batch_std, ...)` returns the scaled logits [B, C];
+`AdaFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running norm statistics and
+returns the scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
 import math
@@ -31,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, s, m):
     """Short ValueErrors for the mistakes that would otherwise give a silently wrong loss."""
     if not torch.is_tensor(cosine) or cosine.ndim != 2:
@@ -56,11 +62,14 @@ def _check_inputs(cosine, labels, s, m):
         raise ValueError(f"m must be an angle in radians in [0, pi/2), got {m}")
 
 
+# --8<-- [end:helpers]
+
+
 # --8<-- [start:adaface_logits]
-def adaface_logits(cosine, norms, labels, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
+def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
     """Scaled AdaFace logits [B, C]: only the target column gets the norm-adaptive margin.
 
-    cosine: [B, C] cosines; norms: [B] (or [B, 1]) norms of the un-normalised embeddings;
+    cosine: [B, C] cosines; labels: [B] integer targets; norms: [B] (or [B, 1]) norms of the un-normalised embeddings;
     batch_mean, batch_std: the running statistics mu, sigma of the norms (numbers or 0-d tensors).
     """
     _check_inputs(cosine, labels, s, m)
@@ -88,7 +97,7 @@ def adaface_logits(cosine, norms, labels, batch_mean, batch_std, s=64.0, m=0.4, 
 
 
 # --8<-- [start:adaface]
-class AdaFace(nn.Module):
+class AdaFaceHead(nn.Module):
     """Class centres plus the running norm statistics; forward(embeddings, labels) returns the scaled logits [B, C].
 
     Feed the logits to F.cross_entropy(logits, labels). In train() mode each call first updates mu and sigma from
@@ -119,7 +128,7 @@ class AdaFace(nn.Module):
                 self.batch_mean.mul_(1 - a).add_(a * norms.mean())
                 if norms.numel() > 1:  # the unbiased std of one value is NaN: keep the old sigma
                     self.batch_std.mul_(1 - a).add_(a * norms.std(correction=1))
-        return adaface_logits(cosine, norms, labels, self.batch_mean, self.batch_std, self.s, self.m, self.h, self.eps)
+        return adaface_logits(cosine, labels, norms, self.batch_mean, self.batch_std, self.s, self.m, self.h, self.eps)
 
 
 # --8<-- [end:adaface]
@@ -130,13 +139,13 @@ if __name__ == "__main__":
     cosine = torch.tensor([[0.8, 0.3, -0.2], [0.1, 0.6, -0.4], [0.2, -0.1, 0.5]])
     labels = torch.tensor([0, 1, 2])
     norms = torch.tensor([10.0, 20.0, 30.0])
-    logits = adaface_logits(cosine, norms, labels, batch_mean=20.0, batch_std=10.0)
+    logits = adaface_logits(cosine, labels, norms, batch_mean=20.0, batch_std=10.0)
     print("margin scaler ms:", [round(x, 6) for x in (0.333 * (norms - 20) / (10 + 1e-3)).tolist()])
     print("logits:\n", logits)  # targets 28.5712, 12.8 (= 64 * (0.6 - 0.4)), 4.9528
     print("loss:", F.cross_entropy(logits, labels).item())  # 2.616444
 
     torch.manual_seed(0)
-    head = AdaFace(embedding_size=4, num_classes=3)
+    head = AdaFaceHead(embedding_size=4, num_classes=3)
     embeddings = torch.randn(5, 4) * 15
     loss = F.cross_entropy(head(embeddings, torch.tensor([0, 1, 2, 0, 1])), torch.tensor([0, 1, 2, 0, 1]))
     loss.backward()

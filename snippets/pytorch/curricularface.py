@@ -20,6 +20,11 @@ samples dominate). That is the curriculum: easy first, hard later, inside the lo
 Conventions (shared with margins.py): angles and m in radians; `curricularface_logits` returns scaled logits
 [B, C] for `torch.nn.functional.cross_entropy`; margin math in float32 (float64 stays float64) even under autocast;
 sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`curricularface_logits(cosine, labels, t, ...)` returns the scaled logits [B, C];
+`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running t and returns the
+scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
 import math
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, s, m):
     """Short ValueErrors for the mistakes that would otherwise give a silently wrong loss."""
     if not torch.is_tensor(cosine) or cosine.ndim != 2:
@@ -52,6 +58,9 @@ def _check_inputs(cosine, labels, s, m):
         raise ValueError(f"s must be a positive finite scale, got {s}")
     if not (0 <= m < math.pi / 2):
         raise ValueError(f"m must be an angle in radians in [0, pi/2), got {m}")
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:curricularface_logits]
@@ -78,7 +87,7 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 
 
 # --8<-- [start:curricularface]
-class CurricularFace(nn.Module):
+class CurricularFaceHead(nn.Module):
     """Class centres plus the running curriculum parameter t; forward(embeddings, labels) returns scaled logits [B, C].
 
     Feed the logits to F.cross_entropy(logits, labels). In train() mode each call first updates t from the batch's
@@ -121,7 +130,7 @@ if __name__ == "__main__":
     print("loss:", F.cross_entropy(logits, labels).item())  # 0.048681
 
     torch.manual_seed(0)
-    head = CurricularFace(embedding_size=4, num_classes=3)
+    head = CurricularFaceHead(embedding_size=4, num_classes=3)
     embeddings, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
     for step in range(2):
         F.cross_entropy(head(embeddings, y), y).backward()

@@ -33,6 +33,11 @@ Conventions:
   finite at cos θ = ±1.
 
 Run `python snippets/pytorch/margins.py` for a worked example you can check by hand.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+every `*_logits(cosine, labels, s, ...)` returns the scaled logits [B, C]; `CosineClassifier(embedding_size,
+num_classes)` returns the cosines [B, C]; `MarginLoss(margin, **margin_args)` takes those cosines and the labels
+and returns the scalar mean cross-entropy.
 """
 
 import math
@@ -43,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, s):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if cosine.dim() != 2:
@@ -63,7 +69,6 @@ def _check_inputs(cosine, labels, s):
         raise ValueError(f"scale s must be a finite number > 0, got {s}")
 
 
-# --8<-- [start:target_column]
 def _target(cosine, labels):
     """Target cosines [B, 1] in float32 (or float64), clamped into [-1, 1], and their sin θ."""
     cosine = cosine.to(torch.promote_types(cosine.dtype, torch.float32))  # bf16/fp16 -> float32
@@ -79,7 +84,7 @@ def _with_target(cosine, labels, target, s):
     return logits.scatter_(1, labels[:, None].long(), target * s)  # in place on a fresh tensor: one copy fewer
 
 
-# --8<-- [end:target_column]
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:normface_logits]
@@ -194,21 +199,22 @@ MARGINS = {
 
 
 class MarginLoss(nn.Module):
-    """Cosine classifier + a margin from MARGINS + mean cross-entropy.
+    """A margin from MARGINS + mean cross-entropy: forward(cosine, labels) returns the scalar loss.
 
-    `margin_args` go to the margin function (s, m, or m1/m2/m3); unset ones keep its defaults.
+    `cosine` is the [B, C] output of a CosineClassifier; `margin_args` go to the margin function (s, m, or
+    m1/m2/m3), unset ones keep its defaults. The class weights live in the CosineClassifier, not here (as in
+    Keras): optimise the parameters of both backbone and classifier.
     """
 
-    def __init__(self, embedding_size, num_classes, margin="arcface", **margin_args):
+    def __init__(self, margin="arcface", **margin_args):
         super().__init__()
         if margin not in MARGINS:
             raise ValueError(f"unknown margin {margin!r}; choose one of {sorted(MARGINS)}")
-        self.classifier = CosineClassifier(embedding_size, num_classes)
-        self.margin_logits, self.margin_args = MARGINS[margin], margin_args
+        self.margin, self.margin_logits, self.margin_args = margin, MARGINS[margin], margin_args
         self.margin_logits(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), **margin_args)  # fail now, not later
 
-    def forward(self, embeddings, labels):
-        logits = self.margin_logits(self.classifier(embeddings), labels, **self.margin_args)
+    def forward(self, cosine, labels):
+        logits = self.margin_logits(cosine, labels, **self.margin_args)
         return F.cross_entropy(logits, labels.long())
 
 
@@ -216,7 +222,7 @@ class MarginLoss(nn.Module):
 
 
 if __name__ == "__main__":
-    # Worked example: two samples, three classes, targets 0 and 1 (reference-implementations.md, E2).
+    # Worked example: two samples, three classes, targets 0 and 1 (tests/worked_examples.md, E2).
     cosine = torch.tensor([[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], dtype=torch.float64)
     labels = torch.tensor([0, 1])
     torch.set_printoptions(precision=4, sci_mode=False)
@@ -234,7 +240,7 @@ if __name__ == "__main__":
     # loss = mean of log(e^17.4035 + e^19.2 + e^6.4) - 17.4035 and the same for sample 1 = 1.484475.
 
     torch.manual_seed(0)
-    head = MarginLoss(embedding_size=4, num_classes=3, margin="arcface", s=64.0, m=0.5)
+    classifier, loss_fn = CosineClassifier(embedding_size=4, num_classes=3), MarginLoss("arcface", s=64.0, m=0.5)
     embeddings = torch.randn(2, 4)
-    loss = head(embeddings, labels).item()  # untrained (random weights), so the loss is large
-    print("untrained MarginLoss(4, 3, 'arcface') on a random batch of two:", round(loss, 4))
+    loss = loss_fn(classifier(embeddings), labels).item()  # untrained (random weights), so the loss is large
+    print("MarginLoss('arcface') on an untrained CosineClassifier(4, 3), a random batch of two:", round(loss, 4))

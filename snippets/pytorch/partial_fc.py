@@ -21,7 +21,12 @@ computation: one shard that owns all classes.
 
 Conventions (shared with margins.py): angles and m in radians; ArcFace target s * cos(theta + m), falling back to
 s * (cos(theta) - m * sin(m)) once cos(theta) < cos(pi - m); CosFace target s * (cos(theta) - m); only the target
-column changes; margin math in float32; `PartialFC` returns the mean cross-entropy over the batch.
+column changes; margin math in float32; `PartialFCLoss` returns the mean cross-entropy over the batch.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`sample_class_centers(labels, num_classes, num_sample, generator)` returns (index, remapped labels);
+`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centres (it samples
+them) and returns the scalar mean loss for (embeddings, labels).
 """
 
 import math
@@ -31,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_labels(labels, num_classes):
     if not torch.is_tensor(labels) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be an integer tensor, got {getattr(labels, 'dtype', type(labels).__name__)}")
@@ -42,6 +48,25 @@ def _check_labels(labels, num_classes):
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got values from {labels.min().item()} to {labels.max().item()}"
         )
+
+
+def _margin_logits(cosine, labels, margin, s, m):
+    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
+    dtype = torch.float64 if cosine.dtype == torch.float64 else torch.float32
+    cosine = cosine.to(dtype)
+    index = labels.unsqueeze(1)
+    cos_y = cosine.gather(1, index)
+    if margin == "arcface":
+        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # finite gradient at cos = +-1
+        target = torch.where(
+            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
+        )
+    else:  # cosface
+        target = cos_y - m
+    return s * cosine.scatter(1, index, target)
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:sample_class_centers]
@@ -66,31 +91,15 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
 # --8<-- [end:sample_class_centers]
 
 
-def _margin_logits(cosine, labels, margin, s, m):
-    """ArcFace or CosFace scaled logits, target column only (the few lines of margins.py this file needs)."""
-    dtype = torch.float64 if cosine.dtype == torch.float64 else torch.float32
-    cosine = cosine.to(dtype)
-    index = labels.unsqueeze(1)
-    cos_y = cosine.gather(1, index)
-    if margin == "arcface":
-        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # finite gradient at cos = +-1
-        target = torch.where(
-            cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
-        )
-    else:  # cosface
-        target = cos_y - m
-    return s * cosine.scatter(1, index, target)
-
-
 # --8<-- [start:partial_fc]
-class PartialFC(nn.Module):
+class PartialFCLoss(nn.Module):
     """Class centres [C, D] and a margin softmax on a per-step sample of them; forward returns the mean CE loss.
 
     In train() mode with sample_rate < 1, each call samples min(C, max(int(sample_rate * C), batch size)) centres.
     In eval() mode, or with sample_rate = 1, all centres are used (the full-softmax loss).
     """
 
-    def __init__(self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5):
+    def __init__(self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5, seed=None):
         super().__init__()
         if not (0 <= sample_rate <= 1):
             raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
@@ -102,6 +111,7 @@ class PartialFC(nn.Module):
             raise ValueError(f"m must be in [0, pi/2) (radians for ArcFace), got {m}")
         self.num_classes, self.sample_rate, self.margin, self.s, self.m = num_classes, sample_rate, margin, s, m
         self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class centre
+        self.seed, self.generator = seed, None  # seed=None: the sample follows torch's global generator
 
     def forward(self, embeddings, labels):
         if embeddings.ndim != 2 or embeddings.shape[1] != self.weight.shape[1]:
@@ -116,7 +126,9 @@ class PartialFC(nn.Module):
         weight, target = self.weight, labels.long()
         if self.training and self.sample_rate < 1:
             num_sample = min(self.num_classes, max(int(self.sample_rate * self.num_classes), labels.shape[0]))
-            index, target = sample_class_centers(labels, self.num_classes, num_sample)
+            if self.seed is not None and self.generator is None:  # made on first use, on the labels' device
+                self.generator = torch.Generator(labels.device).manual_seed(self.seed)
+            index, target = sample_class_centers(labels, self.num_classes, num_sample, self.generator)
             weight = self.weight[index]  # only these rows get a gradient this step
         cosine = F.linear(F.normalize(embeddings, eps=1e-12), F.normalize(weight, eps=1e-12)).clamp(-1, 1)
         return F.cross_entropy(_margin_logits(cosine, target, self.margin, self.s, self.m), target)
@@ -135,7 +147,7 @@ if __name__ == "__main__":
     print("index[remapped] == labels:", torch.equal(index[remapped], labels))
 
     torch.manual_seed(0)
-    head = PartialFC(embedding_size=8, num_classes=1000, sample_rate=0.1)
+    head = PartialFCLoss(embedding_size=8, num_classes=1000, sample_rate=0.1)
     embeddings, y = torch.randn(4, 8), torch.tensor([3, 14, 15, 3])
     loss = head(embeddings, y)
     loss.backward()

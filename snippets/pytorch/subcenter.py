@@ -18,6 +18,11 @@ SCALED logits [B, C] for `torch.nn.functional.cross_entropy`. The ArcFace margin
 repeated here so that this file runs on its own.
 
 Run `python snippets/pytorch/subcenter.py` for a worked example you can check by hand.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`subcenter_arcface_logits(cosine, labels, num_subcenters, s, m)` returns the scaled logits [B, C] for the
+[B, C·K] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
+`SubCenterArcFaceLoss(num_subcenters, s, m)` takes them and the labels and returns the scalar mean loss.
 """
 
 import math
@@ -27,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(cosine, labels, num_subcenters):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
@@ -48,6 +54,9 @@ def _check_inputs(cosine, labels, num_subcenters):
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got values in [{int(labels.min())}, {int(labels.max())}]"
         )
+
+
+# --8<-- [end:helpers]
 
 
 # --8<-- [start:subcenter_arcface_logits]
@@ -91,28 +100,39 @@ def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi 
 
 
 # --8<-- [start:subcenter_arcface]
-class SubCenterArcFace(nn.Module):
-    """num_classes·num_subcenters normalised weight rows + ArcFace on the nearest sub-centre + mean cross-entropy."""
+class SubCenterCosineClassifier(nn.Module):
+    """num_classes·num_subcenters class centres W [C·K, D]; returns the cosines [B, C·K] (class j: columns
+    j·K .. j·K + K - 1) between normalised embeddings and normalised sub-centres. Predict with argmax // K."""
 
-    def __init__(self, embedding_size, num_classes, num_subcenters=3, s=64.0, m=0.5):
+    def __init__(self, embedding_size, num_classes, num_subcenters=3):
         super().__init__()
-        self.num_subcenters, self.s, self.m = num_subcenters, s, m
+        if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
+            raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
+        self.num_subcenters = num_subcenters
         self.weight = nn.Parameter(torch.empty(num_classes * num_subcenters, embedding_size))
         nn.init.normal_(self.weight, std=0.01)  # the scale is irrelevant: rows are normalised in forward
-        subcenter_arcface_logits(
-            torch.zeros(1, num_subcenters), torch.zeros(1, dtype=torch.long), num_subcenters, s, m
-        )  # bad arguments fail now, not at the first batch
 
-    def cosine(self, embeddings):
-        """[B, C·K] cosines between normalised embeddings and normalised sub-centres."""
+    def forward(self, embeddings):
         if embeddings.dim() != 2 or embeddings.shape[1] != self.weight.shape[1]:
             raise ValueError(
                 f"embeddings must have shape [batch, {self.weight.shape[1]}], got {tuple(embeddings.shape)}"
             )
         return F.linear(F.normalize(embeddings, dim=1, eps=1e-12), F.normalize(self.weight, dim=1, eps=1e-12))
 
-    def forward(self, embeddings, labels):
-        logits = subcenter_arcface_logits(self.cosine(embeddings), labels, self.num_subcenters, self.s, self.m)
+
+class SubCenterArcFaceLoss(nn.Module):
+    """ArcFace on the nearest sub-centre + mean cross-entropy: forward(cosine, labels) returns the scalar loss for
+    the [B, C·K] cosines of a SubCenterCosineClassifier with the same num_subcenters."""
+
+    def __init__(self, num_subcenters=3, s=64.0, m=0.5):
+        super().__init__()
+        self.num_subcenters, self.s, self.m = num_subcenters, s, m
+        subcenter_arcface_logits(
+            torch.zeros(1, num_subcenters), torch.zeros(1, dtype=torch.long), num_subcenters, s, m
+        )  # bad arguments fail now, not at the first batch
+
+    def forward(self, cosine, labels):
+        logits = subcenter_arcface_logits(cosine, labels, self.num_subcenters, self.s, self.m)
         return F.cross_entropy(logits, labels.long())
 
 
@@ -136,5 +156,6 @@ if __name__ == "__main__":
     print("dominant sub-centre per class:", dominant.tolist(), " outliers (> 75 degrees):", outliers.tolist())
 
     torch.manual_seed(0)
-    head = SubCenterArcFace(embedding_size=4, num_classes=3, num_subcenters=2)
-    print("SubCenterArcFace(4, 3, K=2) on a random batch of two:", round(head(torch.randn(2, 4), labels).item(), 4))
+    classifier, loss_fn = SubCenterCosineClassifier(4, 3, num_subcenters=2), SubCenterArcFaceLoss(num_subcenters=2)
+    loss = loss_fn(classifier(torch.randn(2, 4)), labels).item()
+    print("SubCenterArcFaceLoss(K=2) on an untrained classifier, a random batch of two:", round(loss, 4))

@@ -22,12 +22,19 @@ for bfloat16/float16 inputs or under autocast. The square root is taken of a val
 gradient stays finite when two embeddings coincide.
 
 Run `python snippets/pytorch/triplet.py` for a worked example you can check by hand.
+
+Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
+`pairwise_distances(embeddings)` returns [B, B] distances; every `*_triplet_loss` function and
+`BatchTripletLoss(mining, margin)` return a scalar mean loss; `pk_batches(labels, p, k, seed)` returns lists of
+indices.
 """
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
+# --8<-- [start:helpers]
 def _check_inputs(embeddings, labels, margin):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
     if embeddings.dim() != 2 or not embeddings.is_floating_point():
@@ -48,10 +55,15 @@ def _check_inputs(embeddings, labels, margin):
         raise ValueError(f"margin must be >= 0, got {margin}")
 
 
-# --8<-- [start:pairwise_distances]
 def _safe_sqrt(squared):
     # sqrt'(0) is infinite: clamp so that coinciding embeddings give distance ~1e-6 and a zero gradient.
     return squared.clamp(min=1e-12).sqrt()
+
+
+# --8<-- [end:helpers]
+
+
+# --8<-- [start:pairwise_distances]
 
 
 def pairwise_distances(embeddings):
@@ -118,13 +130,36 @@ def batch_all_triplet_loss(embeddings, labels, margin=0.2):
 # --8<-- [end:batch_all_triplet_loss]
 
 
+# --8<-- [start:batch_triplet_loss]
+MINING = {"hard": batch_hard_triplet_loss, "all": batch_all_triplet_loss}
+
+
+class BatchTripletLoss(nn.Module):
+    """Batch-hard or batch-all triplet loss: forward(embeddings, labels) returns the scalar loss of the batch."""
+
+    def __init__(self, mining="hard", margin=0.2):
+        super().__init__()
+        if mining not in MINING:
+            raise ValueError(f"unknown mining {mining!r}; choose one of {sorted(MINING)}")
+        if not margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.mining, self.margin = mining, margin
+
+    def forward(self, embeddings, labels):
+        return MINING[self.mining](embeddings, labels, self.margin)
+
+
+# --8<-- [end:batch_triplet_loss]
+
+
 # --8<-- [start:pk_batches]
-def pk_batches(labels, p, k, generator=None):
+def pk_batches(labels, p, k, seed=None):
     """Index batches of p classes × k samples each (Hermans et al.'s P×K batches), one pass over the classes.
 
-    Classes with fewer than k samples are drawn with replacement. Call it once per epoch and pass the list
-    as a DataLoader `batch_sampler`.
+    Classes with fewer than k samples are drawn with replacement. Call it once per epoch (a different seed each
+    epoch, or seed=None for torch's global generator) and pass the list as a DataLoader `batch_sampler`.
     """
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(labels)
     classes = labels.unique()
     if not (p >= 1 and k >= 1 and p <= len(classes)):
@@ -148,7 +183,7 @@ def pk_batches(labels, p, k, generator=None):
 
 
 if __name__ == "__main__":
-    # Four 2-D unit embeddings, two classes (reference-implementations.md, E9):
+    # Four 2-D unit embeddings, two classes (tests/worked_examples.md, E9):
     #   0: (1, 0)  1: (0.6, 0.8)  -> class 0        2: (0.8, 0.6)  3: (0, 1)  -> class 1
     embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]], dtype=torch.float64)
     labels = torch.tensor([0, 0, 1, 1])
@@ -159,6 +194,7 @@ if __name__ == "__main__":
     print("triplet_loss(a=0, p=1, n=2, margin=0.05):", round(triplet_loss(a, p, n, margin=0.05).item(), 6))
     print("batch_hard_triplet_loss(margin=0.05):", round(batch_hard_triplet_loss(embeddings, labels, 0.05).item(), 6))
     print("batch_all_triplet_loss(margin=0.05): ", round(batch_all_triplet_loss(embeddings, labels, 0.05).item(), 6))
+    print("BatchTripletLoss('hard', margin=0.05):", round(BatchTripletLoss("hard", 0.05)(embeddings, labels).item(), 6))
     # batch-hard: anchors 0..3 each pick hardest pairs -> (0.3120 + 0.6616 + 0.6616 + 0.3120) / 4 = 0.4868
     # batch-all: 8 triplets, 6 with loss > 0, mean of those = 0.4285
-    print("P x K batches (p=2, k=2):", pk_batches(labels, p=2, k=2, generator=torch.Generator().manual_seed(0)))
+    print("P x K batches (p=2, k=2):", pk_batches(labels, p=2, k=2, seed=0))

@@ -1,5 +1,6 @@
 """Keras adaface.py: parity with the PyTorch twin (logits, loss, input gradients, running statistics), the E6
-worked example, model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND this process uses."""
+worked example (tests/worked_examples.md), model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND
+this process uses."""
 
 import keras
 import numpy as np
@@ -47,15 +48,15 @@ STATS = dict(batch_mean=21.0, batch_std=9.0)
 def test_adaface_logits_loss_and_gradient_match_pytorch_twin(batch):
     cosine, norms, labels = BATCHES[batch]
     tl = torch.from_numpy(labels)
-    logits = ops.convert_to_numpy(ka.adaface_logits(cosine, norms, labels, **STATS))
+    logits = ops.convert_to_numpy(ka.adaface_logits(cosine, labels, norms, **STATS))
     assert logits.dtype == np.float32
     assert_parity(
-        logits, pa.adaface_logits(torch.from_numpy(cosine), torch.from_numpy(norms), tl, **STATS).numpy(), "logits"
+        logits, pa.adaface_logits(torch.from_numpy(cosine), tl, torch.from_numpy(norms), **STATS).numpy(), "logits"
     )
 
-    loss, grad = keras_value_and_grad(lambda c: keras_ce(ka.adaface_logits(c, norms, labels, **STATS), labels), cosine)
+    loss, grad = keras_value_and_grad(lambda c: keras_ce(ka.adaface_logits(c, labels, norms, **STATS), labels), cosine)
     ref_loss, ref_grad = torch_value_and_grad(
-        lambda c: F.cross_entropy(pa.adaface_logits(c, torch.from_numpy(norms), tl, **STATS), tl), cosine
+        lambda c: F.cross_entropy(pa.adaface_logits(c, tl, torch.from_numpy(norms), **STATS), tl), cosine
     )
     assert_parity(loss, ref_loss, "loss")
     assert np.all(np.isfinite(grad))
@@ -66,14 +67,14 @@ def test_adaface_worked_example_e6():
     cosine = np.array([[0.8, 0.3, -0.2], [0.1, 0.6, -0.4], [0.2, -0.1, 0.5]], "float32")
     labels = np.array([0, 1, 2])
     logits = ops.convert_to_numpy(
-        ka.adaface_logits(cosine, np.array([10.0, 20.0, 30.0], "float32"), labels, 20.0, 10.0)
+        ka.adaface_logits(cosine, labels, np.array([10.0, 20.0, 30.0], "float32"), 20.0, 10.0)
     )
     np.testing.assert_allclose(logits[np.arange(3), labels], [28.57124636824269, 12.8, 4.952802765348373], rtol=1e-6)
     assert float(keras_ce(logits, labels)) == pytest.approx(2.616444440253509, rel=1e-5)
 
 
 def make_pair(embedding_size=6, num_classes=4, **kwargs):
-    return twin_heads(pa.AdaFace, ka.AdaFace, embedding_size, num_classes, **kwargs)
+    return twin_heads(pa.AdaFaceHead, ka.AdaFaceHead, embedding_size, num_classes, **kwargs)
 
 
 def test_adaface_two_consecutive_training_calls_match_pytorch_and_the_update_rule():
@@ -125,7 +126,7 @@ def test_adaface_layer_gradient_wrt_embeddings_matches_pytorch():
 
 def build_model(num_classes=4):
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    logits = ka.AdaFace(embedding_size=16, num_classes=num_classes, name="adaface")(
+    logits = ka.AdaFaceHead(embedding_size=16, num_classes=num_classes, name="adaface")(
         [keras.layers.Dense(16)(x_in), y_in]
     )
     model = keras.Model([x_in, y_in], logits)
@@ -200,7 +201,7 @@ def test_adaface_logits_bad_inputs_raise_value_error(kwargs, message):
 
 def test_adaface_bad_layer_settings_raise_value_error():
     with pytest.raises(ValueError, match="t_alpha"):
-        ka.AdaFace(4, 3, t_alpha=0.0)
+        ka.AdaFaceHead(4, 3, t_alpha=0.0)
     _, layer = make_pair()
     with pytest.raises(ValueError, match="embeddings must have shape"):
         layer([np.zeros((2, 5), "float32"), np.array([0, 1])])

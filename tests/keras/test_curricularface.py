@@ -1,5 +1,6 @@
 """Keras curricularface.py: parity with the PyTorch twin (logits, loss, input gradients, the t update), the E7
-worked example, model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND this process uses."""
+worked example (tests/worked_examples.md), model.fit, save/load and bad inputs. Runs under whatever KERAS_BACKEND
+this process uses."""
 
 import math
 
@@ -82,7 +83,7 @@ def test_curricularface_worked_example_e7():
 
 
 def make_pair(embedding_size=6, num_classes=4, **kwargs):
-    return twin_heads(pc.CurricularFace, kc.CurricularFace, embedding_size, num_classes, **kwargs)
+    return twin_heads(pc.CurricularFaceHead, kc.CurricularFaceHead, embedding_size, num_classes, **kwargs)
 
 
 def test_curricularface_two_consecutive_training_calls_match_pytorch_and_the_update_rule():
@@ -129,7 +130,9 @@ def test_curricularface_layer_gradient_wrt_embeddings_matches_pytorch():
 
 def build_model(num_classes=4):
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    head = kc.CurricularFace(embedding_size=16, num_classes=num_classes, s=16.0, momentum=0.1, name="curricularface")
+    head = kc.CurricularFaceHead(
+        embedding_size=16, num_classes=num_classes, s=16.0, momentum=0.1, name="curricularface"
+    )
     model = keras.Model([x_in, y_in], head([keras.layers.Dense(16)(x_in), y_in]))
     model.compile(
         optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -191,7 +194,7 @@ def test_curricularface_bad_call_does_not_move_t():
         layer([np.zeros((2, 6), "float32"), np.array([0, 4])], training=True)
     assert float(layer.t) == 0.0
     with pytest.raises(ValueError, match="momentum"):
-        kc.CurricularFace(4, 3, momentum=0.0)
+        kc.CurricularFaceHead(4, 3, momentum=0.0)
 
 
 if BACKEND != "torch":  # under torch, tests/test_snippet_scripts.py already runs every snippet as a script

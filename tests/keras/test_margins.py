@@ -193,21 +193,24 @@ def test_cosine_classifier_and_margin_loss_match_pytorch_margin_loss():
     embeddings = rng.normal(size=(6, 5)).astype("float32")
     embeddings[2] = 0.0  # an all-zero embedding: cosines 0, finite gradient
     labels = np.array([0, 1, 2, 3, 1, 0])
-    ref = pm.MarginLoss(embedding_size=5, num_classes=4, margin="arcface", s=30.0, m=0.5)
+    ref_classifier = pm.CosineClassifier(embedding_size=5, num_classes=4)
+    ref_loss_fn = pm.MarginLoss("arcface", s=30.0, m=0.5)
     classifier = km.CosineClassifier(embedding_size=5, num_classes=4)
     classifier.build((None, 5))
-    classifier.kernel.assign(ref.classifier.weight.detach().numpy().T)
+    classifier.kernel.assign(ref_classifier.weight.detach().numpy().T)
     loss_fn = km.MarginLoss("arcface", s=30.0, m=0.5)
 
     loss, grad = keras_value_and_grad(lambda x: loss_fn(labels, classifier(x)), embeddings)
-    ref_loss, ref_grad = torch_value_and_grad(lambda x: ref(x, torch.from_numpy(labels)), embeddings)
+    ref_loss, ref_grad = torch_value_and_grad(
+        lambda x: ref_loss_fn(ref_classifier(x), torch.from_numpy(labels)), embeddings
+    )
     np.testing.assert_allclose(loss, ref_loss, rtol=RTOL, atol=ATOL)
     assert np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad, ref_grad, rtol=RTOL, atol=ATOL)
     cosines = ops.convert_to_numpy(classifier(embeddings))
     np.testing.assert_array_equal(cosines[2], 0.0)
     np.testing.assert_allclose(
-        cosines, ref.classifier(torch.from_numpy(embeddings)).detach().numpy(), rtol=RTOL, atol=ATOL
+        cosines, ref_classifier(torch.from_numpy(embeddings)).detach().numpy(), rtol=RTOL, atol=ATOL
     )
 
 

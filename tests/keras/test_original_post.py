@@ -115,7 +115,8 @@ def test_defect_2_model_output_is_a_probability_not_a_cosine():
 
 
 def test_defect_3_margin_is_applied_to_every_class_not_only_the_target(old_logits):
-    """E2's cosines, s = 30, m = 0.5: the post's logits vs arcface_logits. Only the target columns agree."""
+    """E2's cosines (worked_examples.md), s = 30, m = 0.5: the post's logits vs arcface_logits.
+    Only the target columns agree."""
     cosine = np.array([[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], dtype="float32")
     labels = np.array([0, 1])
     old = old_logits(cosine, labels)

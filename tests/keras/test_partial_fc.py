@@ -62,7 +62,9 @@ def test_sample_fills_with_uniformly_random_negatives():
 
 def make_pair(num_classes=40, embedding_size=8, seed=None, **kwargs):
     """seed: the Keras layer's SeedGenerator."""
-    return twin_heads(pp.PartialFC, kp.PartialFC, embedding_size, num_classes, layer_kwargs=dict(seed=seed), **kwargs)
+    return twin_heads(
+        pp.PartialFCLoss, kp.PartialFCLoss, embedding_size, num_classes, layer_kwargs=dict(seed=seed), **kwargs
+    )
 
 
 @pytest.mark.parametrize("kwargs", [dict(sample_rate=1.0), dict(sample_rate=1.0, margin="cosface", s=30.0, m=0.35)])
@@ -100,7 +102,7 @@ def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
 
 def build_model():
     x_in, y_in = keras.Input((8,)), keras.Input((), dtype="int32")
-    loss = kp.PartialFC(16, 50, sample_rate=0.3, s=16.0, seed=0, name="partial_fc")(
+    loss = kp.PartialFCLoss(16, 50, sample_rate=0.3, s=16.0, seed=0, name="partial_fc")(
         [keras.layers.Dense(16)(x_in), y_in]
     )
     model = keras.Model([x_in, y_in], loss)
@@ -161,7 +163,7 @@ def test_sample_bad_inputs_raise_value_error(labels, num_classes, num_sample, me
 )
 def test_partial_fc_bad_settings_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        kp.PartialFC(4, 10, **kwargs)
+        kp.PartialFCLoss(4, 10, **kwargs)
 
 
 def test_partial_fc_batch_mismatch_raises_value_error():

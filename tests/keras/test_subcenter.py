@@ -46,7 +46,8 @@ def test_logits_loss_and_gradient_match_pytorch_twin(k, s, m, edges):
 
 
 def test_worked_example_reduces_to_arcface_e2():
-    """K = 2 with mirrored sub-centres: the max gives E2's cosines, so the loss is E2's 1.4844746655638588."""
+    """K = 2 with mirrored sub-centres: the max gives E2's cosines (worked_examples.md), so the loss is E2's
+    1.4844746655638588."""
     cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype="float32")
     labels = np.array([0, 1])
     logits = ks.subcenter_arcface_logits(cosine, labels, num_subcenters=2)
@@ -72,13 +73,16 @@ def test_layer_and_loss_match_pytorch_module():
     rng = np.random.default_rng(2)
     embeddings = rng.normal(size=(6, 5)).astype("float32")
     labels = np.array([0, 1, 2, 3, 1, 0])
-    ref = ps.SubCenterArcFace(embedding_size=5, num_classes=4, num_subcenters=2, s=30.0, m=0.5)
+    ref_classifier = ps.SubCenterCosineClassifier(embedding_size=5, num_classes=4, num_subcenters=2)
+    ref_loss_fn = ps.SubCenterArcFaceLoss(num_subcenters=2, s=30.0, m=0.5)
     layer = ks.SubCenterCosineClassifier(5, 4, num_subcenters=2)
     layer.build((None, 5))
-    layer.kernel.assign(ref.weight.detach().numpy().T)  # Keras [D, C·K], PyTorch [C·K, D]: same column order
+    layer.kernel.assign(ref_classifier.weight.detach().numpy().T)  # Keras [D, C·K], PyTorch [C·K, D]: same column order
     loss_fn = ks.SubCenterArcFaceLoss(num_subcenters=2, s=30.0, m=0.5)
     loss, grad = keras_value_and_grad(lambda x: loss_fn(labels, layer(x)), embeddings)
-    ref_loss, ref_grad = torch_value_and_grad(lambda x: ref(x, torch.from_numpy(labels)), embeddings)
+    ref_loss, ref_grad = torch_value_and_grad(
+        lambda x: ref_loss_fn(ref_classifier(x), torch.from_numpy(labels)), embeddings
+    )
     np.testing.assert_allclose(loss, ref_loss, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(grad, ref_grad, rtol=RTOL, atol=ATOL)
     restored = keras.losses.deserialize(keras.losses.serialize(loss_fn))

@@ -68,7 +68,7 @@ def test_triplet_loss_and_gradients_match_pytorch_twin():
 
 
 def test_worked_example_e9():
-    """Four 2-D unit vectors, labels [0, 0, 1, 1], margin 0.05 (the guide's E9, pytorch-metric-learning's values)."""
+    """Four 2-D unit vectors, labels [0, 0, 1, 1], margin 0.05 (worked_examples.md E9; PML's values)."""
     embeddings = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]], dtype="float32")
     labels = np.array([0, 0, 1, 1])
     value = lambda x: float(ops.convert_to_numpy(x))  # noqa: E731
