@@ -16,7 +16,9 @@ and ms = +1 (large norm) gives cos(theta - m) - 2m. Every other logit stays s * 
 Conventions (the same as the PyTorch twin, snippets/pytorch/adaface.py, name for name): angles and m in radians;
 `adaface_logits` returns the *scaled* logits [B, C] for a from-logits sparse cross-entropy and changes only the
 target column; margin math in float32 (float64 stays float64); the target cosine is clamped to [-1 + eps, 1 - eps]
-before arccos, as in the authors' head.py, so gradients stay finite at cos(theta) = +-1.
+before arccos so gradients stay finite at cos(theta) = +-1
+(the authors' head.py clamps every cosine of the [B, C] matrix to that range, so its non-target logits can
+differ from ours by at most s * eps).
 
 `AdaFaceHead` is a layer called on [embeddings, labels]: the labels are a second model input, because the margin needs
 them. It keeps mu and sigma as non-trainable weights (starting at 20 and 100, as the authors' code), updated from

@@ -16,7 +16,9 @@ and ms = +1 (large norm) gives cos(theta - m) - 2m. Every other logit stays s * 
 Conventions (shared with margins.py): angles and m in radians; `adaface_logits` returns the *scaled* logits
 [B, C] for `torch.nn.functional.cross_entropy` and changes only the target column; the margin is computed in
 float32 (float64 stays float64) even under autocast; the target cosine is clamped to [-1 + eps, 1 - eps] before
-arccos, as in the authors' head.py, so gradients stay finite at cos(theta) = +-1.
+arccos so gradients stay finite at cos(theta) = +-1
+(the authors' head.py clamps every cosine of the [B, C] matrix to that range, so its non-target logits can
+differ from ours by at most s * eps).
 
 `AdaFaceHead` keeps mu and sigma as running averages (buffers starting at 20 and 100, as the authors' code), updated
 from each training batch *before* it is used: mu <- t_alpha * mean + (1 - t_alpha) * mu, sigma likewise with the
