@@ -58,7 +58,7 @@ setup: $(VENV)/.installed $(VENV)/.dev-installed docs/assets/vendor/.stamp ## Cr
 # --- content -----------------------------------------------------------------------------------------------
 figures: setup ## Run the experiments and draw every figure (cached: unchanged runs are skipped)
 	$(call say,Figures and experiment results (snippets/experiments))
-	$(PY) snippets/experiments/make_figures.py
+	$(PY) experiments/make_figures.py
 	$(PY) snippets/benchmarks/model_parallel_figure.py
 
 notebooks: setup ## Regenerate the tutorial .ipynb files from their jupytext sources

@@ -1,5 +1,7 @@
 """Load a standalone snippet file by path (snippets are scripts a reader copies, not a package).
 
+The one loader of the repository: the tests, experiments/ and snippets/benchmarks/ all import snippets with it.
+
 from snippet_loader import load_snippet
 margins = load_snippet("pytorch/margins.py")
 """

@@ -1,20 +1,33 @@
-"""Tests of the experiments pipeline (snippets/experiments/) and of what `make figures` published.
+"""Tests of the experiments pipeline (experiments/, snippets/experiments/) and of what `make figures` published.
 
 `make test` runs `make figures` first, so these tests read the published results instead of retraining; the
-only training here is one tiny run (twice) and one full-size run that must reproduce its published numbers.
+training here is a few tiny runs and one digits run that must reproduce its published numbers.
 Missing results FAIL with the command to run: a skipped experiments test would hide a broken pipeline.
 """
 
+import itertools
 import json
 import re
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from snippet_loader import ROOT, load_snippet
 
-make_figures = load_snippet("experiments/make_figures.py")
-training = make_figures.training
-plots = make_figures.plots
+sys.path.insert(0, str(ROOT / "experiments"))
+import architectures  # noqa: E402
+import digits  # noqa: E402
+import digits_study  # noqa: E402
+import glyph_study  # noqa: E402
+import glyphs  # noqa: E402
+import heads  # noqa: E402
+import make_figures  # noqa: E402
+import plots  # noqa: E402
+import runner  # noqa: E402
+import train  # noqa: E402
 
+verification = load_snippet("experiments/verification.py")
 FIGURES = ROOT / "docs" / "assets" / "figures"
 RESULTS = ROOT / "docs" / "assets" / "results"
 PLANNED_FIGURES = {
@@ -26,13 +39,14 @@ PLANNED_FIGURES = {
     "roc-unseen.svg",
     "triplet-distances.svg",
 }
+TINY = {"train_syllables": 30, "unseen_syllables": 10}  # a glyph set that renders in seconds
 
 
 def published(path):
     if not path.is_file():
         pytest.fail(
             f"{path.relative_to(ROOT)} is missing: run `make figures` "
-            "(python snippets/experiments/make_figures.py) before these tests"
+            "(python experiments/make_figures.py) before these tests"
         )
     return path
 
@@ -50,9 +64,277 @@ def runs():
 
 @pytest.fixture(scope="module")
 def data():
-    return training.load_splits()
+    return digits.load_splits()
 
 
+@pytest.fixture(scope="module")
+def tiny_glyphs(tmp_path_factory):
+    return glyphs.load_glyphs(TINY, cache=tmp_path_factory.mktemp("glyphs"), progress=lambda *_: None)
+
+
+def without_timing(run):
+    return {k: v for k, v in run.items() if k != "train_seconds"}
+
+
+# --- verification metrics against a brute-force oracle ---------------------------------------------------
+def oracle(embeddings, labels):
+    """Every pair and every threshold enumerated in float64: TAR@FAR, EER and Recall@1 by their definitions.
+    Scores rounded to 9 decimals, as documented: pairs at mathematically equal angles must tie."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    n = len(labels)
+    score = [[round(float(e[i] @ e[j]), 9) for j in range(n)] for i in range(n)]
+    pairs = [(score[i][j], labels[i] == labels[j]) for i, j in itertools.combinations(range(n), 2)]
+    gen = [s for s, same in pairs if same]
+    imp = [s for s, same in pairs if not same]
+    thresholds = sorted({s for s, _ in pairs}) + [np.inf]
+
+    def rates(t):
+        return sum(s >= t for s in imp) / len(imp), sum(s < t for s in gen) / len(gen)
+
+    def tar_at(far):
+        ok = [t for t in thresholds if rates(t)[0] <= far + 1e-12]
+        return max(1 - rates(t)[1] for t in ok)
+
+    eer_t = min(thresholds, key=lambda t: (abs(rates(t)[0] - rates(t)[1]), t))
+    hits = 0
+    for i in range(n):
+        others = [(score[i][j], labels[i] == labels[j]) for j in range(n) if j != i]
+        best = max(s for s, _ in others)
+        hits += all(same for s, same in others if s == best)  # a tie with an impostor is a miss
+    return {
+        "tar_at_far_1e-2": tar_at(1e-2),
+        "tar_at_far_1e-3": tar_at(1e-3),
+        "eer": float(np.mean(rates(eer_t))),
+        "recall_at_1": hits / n,
+        "roc_tar": [tar_at(f) for f in verification.FAR_GRID],
+    }
+
+
+def hand_made_sets():
+    """Small sets with deliberate ties: repeated points, symmetric angles, an identity of one image."""
+    angles = np.radians([0, 0, 10, 40, 40, 50, 90, 100, 100, 180])
+    circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    yield circle, np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+    yield circle, np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])  # interleaved identities, tied scores across them
+    grid = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [-1, 0], [1, 0], [0, -1], [0, -1]], dtype=float)
+    yield grid, np.array([0, 0, 1, 1, 2, 2, 3, 4])  # exact duplicates across identities; singletons
+    rng = np.random.default_rng(3)
+    points = np.round(rng.standard_normal((40, 3)), 1)  # rounding creates ties
+    yield points, rng.integers(0, 6, 40)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_verification_metrics_agree_with_the_brute_force_oracle(case):
+    embeddings, labels = list(hand_made_sets())[case]
+    got, want = verification.verification_metrics(embeddings, labels), oracle(embeddings, labels)
+    for key in ("tar_at_far_1e-2", "tar_at_far_1e-3", "eer", "recall_at_1"):
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    assert got["roc_tar"] == pytest.approx(want["roc_tar"], abs=1e-6)
+
+
+def test_verification_metrics_on_a_perfectly_separated_set_and_bad_input():
+    labels = np.repeat(np.arange(5), 3)
+    embeddings = np.eye(5)[labels] + 1e-3 * np.arange(15)[:, None]
+    m = verification.verification_metrics(embeddings, labels)
+    assert (m["tar_at_far_1e-3"], m["eer"], m["recall_at_1"]) == (1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="genuine pairs"):
+        verification.verification_metrics(np.eye(3), np.arange(3))
+    with pytest.raises(ValueError, match="one label per embedding"):
+        verification.verification_metrics(np.eye(3), np.array([0, 1]))
+
+
+def test_the_shown_blocks_define_every_name_they_use():
+    """The Experiments page shows the verification_metrics and pk_batches sections: pasted after the file's
+    imports, in page order, they must run the file's worked example."""
+    source = (ROOT / "snippets" / "experiments" / "verification.py").read_text(encoding="utf-8")
+    blocks = re.findall(r"# --8<-- \[start:(\w+)\]\n(.*?)# --8<-- \[end:\1\]", source, re.S)
+    assert [name for name, _ in blocks] == ["verification_metrics", "pk_batches"]
+    namespace = {}
+    exec("import numpy as np\n" + "".join(code for _, code in blocks), namespace)  # noqa: S102
+    labels = np.array([0, 0, 1, 1])
+    angles = np.array([0.0, 0.3, 1.0, 1.2])
+    m = namespace["verification_metrics"](np.stack([np.cos(angles), np.sin(angles)], 1), labels)
+    assert m["eer"] == 0.0
+    assert len(namespace["pk_batches"](labels, 2, 2, 2, np.random.default_rng(0))) == 2
+
+
+# --- the glyph data --------------------------------------------------------------------------------------
+def test_rendering_is_byte_deterministic_and_the_cache_holds_what_a_fresh_render_gives(tiny_glyphs):
+    params = {**glyphs.DEFAULTS, **TINY}
+    path, _, _ = glyphs.installed_faces()[0]
+    first = glyphs.render_face(path, 0, tiny_glyphs["syllables"], params)
+    again = glyphs.render_face(path, 0, tiny_glyphs["syllables"], params)
+    assert first.tobytes() == again.tobytes()
+    name = tiny_glyphs["faces"].index(f"{path.stem}#0")
+    assert tiny_glyphs["images"][name].tobytes() == first.tobytes()
+
+
+def test_every_face_draws_every_syllable_and_no_two_faces_are_the_same(tiny_glyphs):
+    images = tiny_glyphs["images"]
+    n_faces, n_syllables = images.shape[:2]
+    assert n_syllables == sum(TINY.values())
+    assert (images.reshape(n_faces, n_syllables, -1).max(axis=2) > 0).all(), "a blank image"
+    flat = {images[f].tobytes() for f in range(n_faces)}
+    assert len(flat) == n_faces, "two faces render identically"
+    # Noto CJK repeats its Hangul in five regional faces per file: only one of each survives
+    noto_sans_regular = [f for f in tiny_glyphs["faces"] if f.startswith("NotoSansCJK-Regular")]
+    assert 1 <= len(noto_sans_regular) <= 2  # the proportional and the monospaced Hangul may differ
+    assert any("duplicates" in why for why in tiny_glyphs["dropped"].values())
+
+
+def test_a_notdef_box_or_a_blank_counts_as_missing():
+    face = np.zeros((3, 4, 4), np.uint8)
+    notdef = np.full((4, 4), 9, np.uint8)
+    face[1], face[2] = notdef, 7
+    assert glyphs.missing_glyphs(face, notdef).tolist() == [0, 1]
+
+
+def test_splits_are_disjoint_by_syllable_and_by_family(tiny_glyphs):
+    data = tiny_glyphs
+    families = np.array(data["families"])
+    train_fam, held_fam = set(families[data["train_faces"]]), set(families[data["held_faces"]])
+    assert train_fam.isdisjoint(held_fam) and held_fam == set(glyphs.HELD_OUT_FAMILIES)
+    assert set(data["train_syl"]).isdisjoint(data["unseen_syl"])
+    assert (len(data["train_syl"]), len(data["unseen_syl"])) == (TINY["train_syllables"], TINY["unseen_syllables"])
+    faces, syllables = train.eval_sets(data)["held_out_faces"]
+    assert set(faces) <= set(data["held_faces"]) and set(syllables) == set(data["unseen_syl"])
+    assert set(families[list(set(faces))]) == held_fam  # every held-out family is scored
+    config = glyph_study.make_config("arcface", 0, data["fingerprint"]["params"], classes=TINY["train_syllables"])
+    batches = train.glyph_batches(data, {**config, "steps": 20, "p": 10})
+    used_faces = np.concatenate([f for f, _ in batches])
+    used_syllables = np.concatenate([s for _, s in batches])
+    assert set(used_faces) <= set(data["train_faces"]) and set(used_syllables) <= set(data["train_syl"])
+    # same-lineage faces stay together: NanumSquareRound is a NanumSquare, and both are held out
+    names = dict(zip(data["faces"], families, strict=True))
+    assert names["NanumSquareRoundR"] == names["NanumSquareR"] == "nanum-square"
+
+
+def test_a_missing_font_package_is_an_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(glyphs, "FONT_ROOT", tmp_path)
+    with pytest.raises(glyphs.MissingFontPackage, match="fonts-baekmuk") as error:
+        glyphs.load_glyphs(TINY, cache=tmp_path)
+    assert "apt-get install" in str(error.value) and "fonts-noto-cjk" in str(error.value)
+
+
+def test_a_corrupt_glyph_cache_entry_is_rendered_again(tmp_path, tiny_glyphs):
+    cache = tmp_path / "cache"
+    first = glyphs.load_glyphs(TINY, cache=cache, progress=lambda *_: None)
+    (entry,) = cache.glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:1000])  # truncated
+    said = []
+    again = glyphs.load_glyphs(TINY, cache=cache, progress=said.append)
+    assert any("unreadable" in s for s in said)
+    assert again["images"].tobytes() == first["images"].tobytes() == tiny_glyphs["images"].tobytes()
+
+
+def test_the_ofl_only_option_keeps_only_ofl_faces():
+    faces = glyphs.installed_faces(ofl_only=True)
+    assert faces and {glyphs.LICENCES[p] for _, p, _ in faces} == {"OFL-1.1"}
+
+
+# --- architectures, heads, runs --------------------------------------------------------------------------
+def test_keras_and_torch_backbones_come_from_one_declaration():
+    import keras
+
+    for name, shape in (("mlp", (64,)), ("cnn", (1, 24, 24))):
+        t = architectures.build_torch(name, shape, 32)
+        k = architectures.build_keras(name, shape, 32)
+        torch_sizes = sorted(p.numel() for p in t.parameters())
+        keras_sizes = sorted(int(np.prod(w.shape)) for w in k.trainable_weights)
+        assert torch_sizes == keras_sizes, name
+        assert k(np.zeros((2, *shape), np.float32)).shape == (2, 32)
+    assert keras.backend.backend() == "torch"
+
+
+def test_every_head_trains_and_scores(tiny_glyphs):
+    import torch
+
+    e, y = torch.randn(8, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 3] * 2)
+    for method in heads.METHODS[:-1]:
+        head = heads.make_head(method, 16, 4, s=8.0, hp=dict(heads.DEFAULT_MARGINS.get(method, {})))
+        loss = head.loss(e, y)
+        assert loss.ndim == 0 and torch.isfinite(loss), method
+        if head.scores is not None:
+            assert head.scores(e).shape == (8, 4) and head.directions().shape == (4, 16), method
+    assert heads.adacos_scale(1500) == pytest.approx(2**0.5 * np.log(1499))
+
+
+def test_same_seed_gives_identical_glyph_runs(tiny_glyphs):
+    config = {**glyph_study.make_config("arcface", 0, tiny_glyphs["fingerprint"]["params"], classes=30), "steps": 3}
+    config.update(p=10, k=4)
+    first, second = train.train_run(config, tiny_glyphs), train.train_run(config, tiny_glyphs)
+    assert without_timing(first) == without_timing(second)
+    other = train.train_run({**config, "seed": 1}, tiny_glyphs)
+    assert other["metrics"] != first["metrics"]
+
+
+def test_a_corrupt_run_cache_entry_is_retrained(tmp_path):
+    good, bad, empty = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "empty.json"
+    good.write_text(json.dumps({"metrics": {"x": 1}}))
+    bad.write_text('{"metrics": {"x": 1')
+    empty.write_text("[]")
+    assert runner.read_cached(good) == {"metrics": {"x": 1}}
+    assert runner.read_cached(bad) is None and runner.read_cached(empty) is None
+    assert runner.read_cached(tmp_path / "absent.json") is None
+
+
+# --- the digits study ------------------------------------------------------------------------------------
+def test_same_seed_gives_identical_results_and_identical_figure_bytes(tmp_path, data):
+    config = digits_study.make_config("arcface", "closed", seed=0, epochs=2)  # tiny: two epochs
+    first, second = train.train_run(config, data), train.train_run(config, data)
+    assert without_timing(first) == without_timing(second)
+    for name, results in (("a", first), ("b", second)):
+        plots.loss_curves({"arcface": [results]}, tmp_path / name / "loss-curves.svg")
+    assert (tmp_path / "a" / "loss-curves.svg").read_bytes() == (tmp_path / "b" / "loss-curves.svg").read_bytes()
+
+
+def test_retraining_a_published_run_reproduces_its_metrics(runs, data):
+    """Retraining arcface-closed-seed0 here, in another process than `make figures`, gives its exact numbers."""
+    shipped = runs["arcface-closed-seed0"]
+    again = train.train_run(shipped["config"], data)
+    assert again["metrics"] == shipped["metrics"]
+    assert again["curves"] == shipped["curves"]
+
+
+def test_every_published_run_is_in_the_cache_so_a_second_make_figures_trains_nothing(runs, data):
+    fingerprint = digits.split_fingerprint(data)
+    for name, run in runs.items():
+        key = runner.cache_key(run["config"], fingerprint)
+        assert (runner.CACHE / f"{name}-{key}.json").is_file(), f"{name} would be retrained"
+
+
+def test_cache_key_changes_with_hyperparameters_and_seed(data):
+    fingerprint = digits.split_fingerprint(data)
+    configs = (
+        digits_study.make_config("arcface", "open", seed=0),
+        digits_study.make_config("arcface", "open", seed=1),
+        digits_study.make_config("arcface", "open", seed=0, m=0.3),
+        digits_study.make_config("arcface", "open", seed=0, s=30),
+    )
+    assert len({runner.cache_key(c, fingerprint) for c in configs}) == 4
+
+
+def test_the_documented_rerun_command_trains_and_prints_a_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "CACHE", tmp_path)
+    make_figures.main(["--only", "arcface", "--s", "16", "--m", "0.3", "--seeds", "0", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert "2 to train" in out and "| ArcFace |" in out
+    assert len(list(tmp_path.glob("arcface-*-seed0-*.json"))) == 2  # cached for next time, nothing published
+
+
+def test_bad_method_and_margin_are_rejected():
+    with pytest.raises(ValueError, match="unknown method"):
+        digits_study.make_config("arcfce", "open", seed=0)
+    with pytest.raises(ValueError, match="no margin"):
+        digits_study.make_config("normface", "open", seed=0, m=0.3)
+    with pytest.raises(ValueError, match="integer"):
+        digits_study.make_config("sphereface", "open", seed=0, m=3.5)
+    with pytest.raises(ValueError, match="unknown method"):
+        glyph_study.make_config("arcfce", 0, {})
+
+
+# --- figures and pages -----------------------------------------------------------------------------------
 def figure_references(language):
     refs = set()
     for page in (ROOT / "docs" / language).rglob("*.md"):
@@ -60,11 +342,6 @@ def figure_references(language):
     return refs
 
 
-def without_timing(run):
-    return {k: v for k, v in run.items() if k != "train_seconds"}
-
-
-# --- figures and pages ---------------------------------------------------------------------------------
 def test_every_planned_figure_is_generated_and_not_empty():
     for name in sorted(PLANNED_FIGURES):
         path = published(FIGURES / name)
@@ -81,10 +358,9 @@ def test_every_figure_named_by_a_page_exists_and_is_referenced_from_both_languag
 
 
 def test_figures_carry_no_date_and_redraw_byte_identically(tmp_path, runs):
-    """Rerunning the drawing code on the published results gives the published bytes."""
     plots.target_logits(tmp_path / "target-logits.svg")
     plots.loss_curves(
-        {m: [runs[f"{m}-closed-seed{s}"] for s in make_figures.SEEDS] for m in training.METHODS},
+        {m: [runs[f"{m}-closed-seed{s}"] for s in digits_study.SEEDS] for m in digits_study.DIGIT_METHODS},
         tmp_path / "loss-curves.svg",
     )
     for name in ("target-logits.svg", "loss-curves.svg"):
@@ -93,93 +369,25 @@ def test_figures_carry_no_date_and_redraw_byte_identically(tmp_path, runs):
         assert drawn == shipped, f"{name}: redrawing the published results gives different bytes"
 
 
-# --- determinism and the cache -------------------------------------------------------------------------
-def test_same_seed_gives_identical_results_and_identical_figure_bytes(tmp_path, data):
-    config = make_figures.make_config("arcface", "closed", seed=0, epochs=2)  # tiny: two epochs, ~1 s
-    first, second = training.train_run(config, data), training.train_run(config, data)
-    assert without_timing(first) == without_timing(second)
-    for name, results in (("a", first), ("b", second)):
-        plots.loss_curves({"arcface": [results]}, tmp_path / name / "loss-curves.svg")
-    assert (tmp_path / "a" / "loss-curves.svg").read_bytes() == (tmp_path / "b" / "loss-curves.svg").read_bytes()
-
-
-def test_retraining_a_published_run_reproduces_its_metrics(runs, data):
-    """Retraining arcface-closed-seed0 here, in another process than `make figures`, gives its exact numbers."""
-    shipped = runs["arcface-closed-seed0"]
-    again = training.train_run(shipped["config"], data)
-    assert again["metrics"] == shipped["metrics"]
-    assert again["curves"] == shipped["curves"]
-
-
-def test_every_published_run_is_in_the_cache_so_a_second_make_figures_trains_nothing(runs, data):
-    fingerprint = make_figures.split_fingerprint(data)
-    for name, run in runs.items():
-        key = make_figures.cache_key(run["config"], fingerprint)
-        assert (make_figures.CACHE / f"{name}-{key}.json").is_file(), f"{name} would be retrained"
-
-
-def test_cache_key_changes_with_hyperparameters_and_seed(data):
-    fingerprint = make_figures.split_fingerprint(data)
-    base = make_figures.make_config("arcface", "open", seed=0)
-    keys = {
-        make_figures.cache_key(c, fingerprint)
-        for c in (
-            base,
-            make_figures.make_config("arcface", "open", seed=1),
-            make_figures.make_config("arcface", "open", seed=0, m=0.3),
-            make_figures.make_config("arcface", "open", seed=0, s=30),
-        )
-    }
-    assert len(keys) == 4
-
-
-def test_the_documented_rerun_command_trains_and_prints_a_table(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(make_figures, "CACHE", tmp_path)
-    make_figures.main(["--only", "arcface", "--s", "16", "--m", "0.3", "--seeds", "0", "--epochs", "1"])
-    out = capsys.readouterr().out
-    assert "2 to train" in out and "| ArcFace |" in out
-    assert len(list(tmp_path.glob("arcface-*-seed0-*.json"))) == 2  # cached for next time, nothing published
-
-
-def test_bad_method_and_margin_are_rejected():
-    with pytest.raises(ValueError, match="unknown method"):
-        make_figures.make_config("arcfce", "open", seed=0)
-    with pytest.raises(ValueError, match="no margin"):
-        make_figures.make_config("normface", "open", seed=0, m=0.3)
-    with pytest.raises(ValueError, match="integer"):
-        make_figures.make_config("sphereface", "open", seed=0, m=3.5)
-
-
-# --- quality floors (set from measured values, with margin) -------------------------------------------
+# --- the digits study: floors and the page's claims ------------------------------------------------------
 def test_every_method_has_every_seed_in_the_summary(summary):
-    for method in training.METHODS:
-        for column in make_figures.COLUMNS:
-            assert summary[method][column]["n"] == len(make_figures.SEEDS), (method, column)
+    for method in digits_study.DIGIT_METHODS:
+        for column in digits_study.COLUMNS:
+            assert summary[method][column]["n"] == len(digits_study.SEEDS), (method, column)
 
 
 def test_arcface_closed_set_accuracy_floor(runs):
-    # Measured: 0.982 ± 0.004 over 3 seeds (450 test digits); 0.95 leaves ~8 standard deviations of room
-    # while a broken margin, label remap or schedule drops it well below (an untrained MLP scores ~0.80).
-    for seed in make_figures.SEEDS:
+    # Measured: about 0.98 over 3 seeds (450 test digits); 0.95 leaves room while a broken margin, label remap
+    # or schedule drops it well below (an untrained MLP scores ~0.80).
+    for seed in digits_study.SEEDS:
         assert runs[f"arcface-closed-seed{seed}"]["metrics"]["closed_set_accuracy"] >= 0.95
 
 
 def test_every_method_classifies_the_closed_set(summary):
-    # Lowest measured mean: SphereFace 0.93 (m = 4 without its softmax annealing); 0.85 catches a head that
-    # does not learn while allowing for that known-hard method.
-    for method in training.METHODS:
+    # SphereFace (m = 4 without its softmax annealing) is the known-hard one, measured about 0.93; 0.85 catches
+    # a head that does not learn.
+    for method in digits_study.DIGIT_METHODS:
         assert summary[method]["closed_set_accuracy"]["mean"] >= 0.85, method
-
-
-def test_unseen_verification_beats_a_random_embedding(summary, data):
-    # Random Gaussian embeddings give TAR@FAR=1e-2 ≈ 0.01 (chance: TAR = FAR). Measured trained means are
-    # 0.07 (softmax) to 0.22 (NormFace), ArcFace 0.19 ± 0.05; requiring 3× the random baseline for every method
-    # and 8× for ArcFace flags an embedding that carries no information about unseen digits.
-    random_tar = training.baseline_metrics(data, "random", seed=0)["tar_at_far_1e-2"]
-    assert random_tar < 0.03
-    for method in training.METHODS:
-        assert summary[method]["tar_at_far_1e-2"]["mean"] >= 3 * max(random_tar, 0.01), method
-    assert summary["arcface"]["tar_at_far_1e-2"]["mean"] >= 8 * max(random_tar, 0.01)
 
 
 def test_every_training_loss_curve_decreases(runs):
@@ -188,54 +396,16 @@ def test_every_training_loss_curve_decreases(runs):
         assert loss[-1] < loss[0], f"{name}: loss {loss[0]:.4f} -> {loss[-1]:.4f}"
 
 
-def test_keras_and_pytorch_arcface_learn_the_same_thing(summary):
-    # Same backbone, batches, optimiser and schedule; only the initialisation differs (Keras glorot vs torch
-    # kaiming). Measured accuracy gap 0.001, TAR@1e-2 gap 0.035 with seed std ≈ 0.05.
-    torch_row, keras_row = summary["arcface"], summary["keras-arcface"]
-    assert abs(torch_row["closed_set_accuracy"]["mean"] - keras_row["closed_set_accuracy"]["mean"]) <= 0.02
-    assert abs(torch_row["tar_at_far_1e-2"]["mean"] - keras_row["tar_at_far_1e-2"]["mean"]) <= 0.12
-
-
-def test_summary_table_lists_every_method_and_both_pages_include_it():
-    table = published(RESULTS / "summary.txt").read_text(encoding="utf-8")
-    for method in training.METHODS:
-        assert f"| {plots.LABELS[method]} |" in table, method
-    for language in ("ko", "en"):
-        page = (ROOT / "docs" / language / "experiments.md").read_text(encoding="utf-8")
-        assert '--8<-- "docs/assets/results/summary.txt"' in page, language
-
-
-# --- the claims the Experiments page makes in its discussion ---------------------------------------------
-NORMALISED = ("normface", "cosface", "arcface", "combined", "adaface", "curricularface", "keras-arcface")
-
-
-def mean(summary, method, column):
-    return summary[method][column]["mean"]
-
-
-def test_page_claim_closed_set_normalised_heads_beat_softmax_and_sphereface_is_lowest(summary):
-    for method in NORMALISED + ("triplet",):
-        assert mean(summary, method, "closed_set_accuracy") >= 0.97, method
-        assert mean(summary, method, "closed_set_accuracy") > mean(summary, "softmax", "closed_set_accuracy")
-    lowest = min(training.METHODS, key=lambda m: mean(summary, m, "closed_set_accuracy"))
-    assert lowest == "sphereface"
-
-
 def test_page_claim_no_learned_embedding_beats_the_untrained_baselines_on_unseen_digits(summary):
-    for method in training.METHODS:
+    for method in digits_study.DIGIT_METHODS:
         for baseline in ("pixels", "untrained"):
-            assert mean(summary, method, "tar_at_far_1e-2") < mean(summary, baseline, "tar_at_far_1e-2"), (
+            assert summary[method]["tar_at_far_1e-2"]["mean"] < summary[baseline]["tar_at_far_1e-2"]["mean"], (
                 method,
                 baseline,
             )
 
 
-def test_page_claim_normalisation_helps_on_unseen_digits_and_arcface_does_not_win(summary):
-    column = "tar_at_far_1e-2"
-    for method in NORMALISED:
-        assert mean(summary, method, column) >= 2 * mean(summary, "softmax", column), method
-    best = max(training.METHODS, key=lambda m: mean(summary, m, column))
-    assert best != "arcface"
-    # "the best mean belongs to NormFace, or to methods within one standard deviation of it"
-    normface = summary["normface"][column]
-    assert mean(summary, best, column) - normface["mean"] <= normface["std"]
+def test_digits_pipeline_paths_exist():
+    assert (ROOT / "experiments" / "make_figures.py").is_file()
+    assert not (ROOT / "snippets" / "experiments" / "training.py").exists()
+    assert Path(runner.__file__).parent == ROOT / "experiments"

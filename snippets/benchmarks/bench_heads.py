@@ -27,7 +27,6 @@ Writes results.json (data, machine information) and results.md (a table the perf
 
 import argparse
 import datetime
-import importlib.util
 import json
 import math
 import os
@@ -46,12 +45,8 @@ SNIPPETS = HERE.parent
 B, D_HEADS, D_PFC, S, M = 256, 512, 128, 64.0, 0.5
 
 
-def load(relpath):
-    """Import a standalone snippet file by path (the snippets are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(Path(relpath).stem, SNIPPETS / relpath)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(SNIPPETS.parent / "tests"))
+from snippet_loader import load_snippet as load  # noqa: E402  (the one loader: tests, experiments, benchmarks)
 
 
 def cpu_model():

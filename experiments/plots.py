@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from training import DISTANCE_BINS, FAR_GRID, load_snippet, pca_2d  # noqa: E402
+from metrics import DISTANCE_BINS, FAR_GRID, pca_2d  # noqa: E402
+from snippet_loader import load_snippet  # noqa: E402
 
 INK = "#4d4d4d"  # text, ticks and spines: readable on white and on the light card of the dark theme
 GRID = "#c8c8c8"
@@ -53,8 +54,11 @@ LABELS = {
     "curricularface": "CurricularFace",
     "triplet": "triplet",
     "keras-arcface": "ArcFace (Keras)",
+    "subcenter": "sub-center ArcFace",
     "pixels": "pixels",
     "untrained": "untrained MLP",
+    "glyph-pixels": "raw pixels",
+    "glyph-untrained": "untrained CNN",
 }
 COLORS = {
     "softmax": "#7f7f7f",
@@ -67,10 +71,19 @@ COLORS = {
     "curricularface": "#e377c2",
     "triplet": "#1f77b4",
     "keras-arcface": "#d62728",
+    "subcenter": "#bcbd22",
     "pixels": "#4d4d4d",
     "untrained": "#b0b0b0",
+    "glyph-pixels": "#4d4d4d",
+    "glyph-untrained": "#b0b0b0",
 }
-STYLES = {"keras-arcface": (0, (4, 2)), "pixels": (0, (1, 1.5)), "untrained": (0, (1, 1.5))}
+STYLES = {
+    "keras-arcface": (0, (4, 2)),
+    "pixels": (0, (1, 1.5)),
+    "untrained": (0, (1, 1.5)),
+    "glyph-pixels": (0, (1, 1.5)),
+    "glyph-untrained": (0, (1, 1.5)),
+}
 DIGIT_COLORS = plt.get_cmap("tab10").colors
 
 
@@ -263,3 +276,110 @@ def pixel_panel(data: dict):
     """The unseen digits' raw pixels, projected like the embeddings (a no-training reference)."""
     unseen = data["unseen"]
     return np.round(pca_2d(data["x"][unseen]), 4), data["y"][unseen]
+
+
+# --- the glyph study -------------------------------------------------------------------------------------------
+def glyph_samples(data: dict, path: Path, syllables=6, per_side=6):
+    """A few training syllables, each in `per_side` training faces and `per_side` held-out faces."""
+    train = data["train_faces"][np.linspace(0, len(data["train_faces"]) - 1, per_side).astype(int)]
+    held = data["held_faces"][np.linspace(0, len(data["held_faces"]) - 1, per_side).astype(int)]
+    faces = np.concatenate([train, held])
+    fig, axes = plt.subplots(syllables, len(faces), figsize=(0.62 * len(faces), 0.62 * syllables))
+    for r in range(syllables):
+        for c, face in enumerate(faces):
+            ax = axes[r, c]
+            ax.imshow(255 - data["images"][face, r], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(c == per_side)  # a rule between training and held-out faces
+                spine.set_color(COLORS["arcface"])
+    axes[0, per_side // 2].set_title("training faces", fontsize=8)
+    axes[0, per_side + per_side // 2].set_title("held-out faces", fontsize=8)
+    save(fig, path)
+
+
+def glyph_sweeps(sweeps: dict, adacos: float, path: Path):
+    """Unseen-syllable TAR@FAR=1e-3 against the margin, the scale and the number of training classes."""
+    panels = [
+        (study, xlabel, log)
+        for study, xlabel, log in (
+            ("margin", "m", False),
+            ("scale", "s", True),
+            ("classes", "training classes C", True),
+        )
+        if sweeps[study]
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.7 * len(panels), 3.3), squeeze=False)
+    axes = axes[0]
+    for ax, (study, xlabel, log) in zip(axes, panels, strict=True):
+        for method, points in sweeps[study].items():
+            x, y = np.array(sorted(points)).T
+            ax.plot(x, 100 * y, marker="o", ms=4, color=COLORS[method], lw=1.4, label=LABELS[method])
+        ax.set(xlabel=xlabel, xscale="log" if log else "linear")
+        ax.legend(fontsize=8)
+    if sweeps["scale"]:
+        ax = axes[[p[0] for p in panels].index("scale")]
+        ax.axvline(adacos, color=GRID, lw=0.8, ls="--")
+        ax.text(adacos * 1.05, ax.get_ylim()[0], " AdaCos", fontsize=7, va="bottom")
+    axes[0].set_ylabel("TAR@FAR=10⁻³ (%)")
+    save(fig, path)
+
+
+def glyph_roc(roc_by_method: dict, path: Path):
+    """ROC on unseen syllables in held-out faces (mean TAR over seeds at each FAR)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for method, curves in roc_by_method.items():
+        ax.plot(
+            FAR_GRID,
+            np.mean(curves, axis=0),
+            color=COLORS[method],
+            ls=STYLES.get(method, "-"),
+            lw=1.3,
+            label=LABELS[method],
+        )
+    for far in (1e-3, 1e-2):
+        ax.axvline(far, color=GRID, lw=0.8)
+    ax.set(xscale="log", xlim=(1e-5, 1), ylim=(0, 1), xlabel="FAR", ylabel="TAR")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    save(fig, path)
+
+
+def glyph_gallery(data: dict, galleries: dict, path: Path):
+    """Rows: a query (an unseen syllable in a held-out face) and each method's nearest neighbours, a green frame
+    for the same syllable, red for another."""
+    methods = list(galleries)
+    queries = galleries[methods[0]]["queries"]
+    k = len(galleries[methods[0]]["neighbours"][0])
+    fig, axes = plt.subplots(
+        len(queries), len(methods) * (k + 1), figsize=(0.5 * len(methods) * (k + 1), 0.56 * len(queries))
+    )
+    for r, (face, syllable) in enumerate(queries):
+        for g, method in enumerate(methods):
+            cells = [(face, syllable, None)] + [(f, s, s == syllable) for f, s in galleries[method]["neighbours"][r]]
+            for c, (f, s, right) in enumerate(cells):
+                ax = axes[r, g * (k + 1) + c]
+                ax.imshow(255 - data["images"][f, s], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                ax.set(xticks=[], yticks=[])
+                ax.grid(False)
+                color = INK if right is None else ("#2ca02c" if right else "#d62728")
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    spine.set_color(color)
+                    spine.set_linewidth(0.6 if right is None else 1.6)
+            if r == 0:
+                axes[0, g * (k + 1) + (k + 1) // 2].set_title(LABELS[method], fontsize=8)
+    save(fig, path)
+
+
+def glyph_embeddings(panels: dict, path: Path):
+    """PCA of the unit embeddings of a few unseen syllables in every held-out face, one panel per method."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels), 3.1))
+    for ax, (method, (xy, labels)) in zip(axes, panels.items(), strict=True):
+        xy, labels = np.asarray(xy), np.asarray(labels)
+        classes = sorted(set(labels.tolist()))
+        colors = [DIGIT_COLORS[classes.index(c) % 10] for c in labels]
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, c=colors, alpha=0.75, linewidths=0)
+        ax.set(title=LABELS[method], xticks=[], yticks=[], xlabel="PC1", ylabel="PC2")
+        ax.grid(False)
+    save(fig, path)
