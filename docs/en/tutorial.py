@@ -29,7 +29,7 @@
 #
 # Inside the repository the notebook imports `snippets/pytorch/margins.py` directly; outside it (in Colab, say) it
 # downloads the same file from GitHub once. We use two things from it: `CosineClassifier`, which returns the cosines
-# between normalised embeddings and normalised class weights, and `arcface_logits`, which adds the margin to the
+# between normalized embeddings and normalized class weights, and `arcface_logits`, which adds the margin to the
 # target column only and returns scaled logits.
 
 # %%
@@ -88,7 +88,7 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # <h2 id="model">Model: a backbone and a cosine classifier</h2>
 #
 # The backbone is a small MLP that maps the 64 pixels to a 32-dimensional embedding. On top of it, `CosineClassifier`
-# computes $\cos\theta_j = \hat{\mathbf{w}}_j^\top \hat{\mathbf{x}}$ with no bias. The model outputs cosines, not
+# computes $\cos\theta_j = \mathbf{W}_j^\top \hat{\mathbf{x}}$ with no bias. The model outputs cosines, not
 # probabilities; the loss applies the margin and the scale, during training only.
 #
 # With only six classes, face recognition's usual $s = 64$ is far too large: the softmax saturates almost at once and
@@ -182,8 +182,8 @@ plt.show()
 # %% [markdown]
 # <h2 id="embeddings-on-the-circle">Embeddings on the unit circle</h2>
 #
-# Train the same model with a 2-dimensional embedding and the normalised features lie on the unit circle, so we can
-# plot them directly. Each class gathers on an arc, and gaps open between the class centres $\hat{\mathbf{w}}_j$ (drawn
+# Train the same model with a 2-dimensional embedding and the normalized features lie on the unit circle, so we can
+# plot them directly. Each class gathers on an arc, and gaps open between the class centers $\mathbf{W}_j$ (drawn
 # as spokes): the room the angular margin makes.
 
 # %%
@@ -193,13 +193,13 @@ train(tiny, arcface_loss, epochs=25)
 tiny.eval()
 with torch.no_grad():
     points = tiny.embed(X_test).numpy()
-    centres = F.normalize(tiny.head.weight, dim=1).numpy()
+    centers = F.normalize(tiny.head.weight, dim=1).numpy()
 
 fig, ax = plt.subplots(figsize=(4.2, 4.2))
 ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="0.7"))
 for c in range(6):
     ax.scatter(*points[y_test.numpy() == c].T, s=12, label=str(c))
-    ax.plot([0, centres[c, 0]], [0, centres[c, 1]], color="0.3", lw=1)
+    ax.plot([0, centers[c, 0]], [0, centers[c, 1]], color="0.3", lw=1)
 ax.set_aspect("equal")
 ax.set_xlim(-1.2, 1.2)
 ax.set_ylim(-1.2, 1.2)
@@ -252,11 +252,11 @@ print(f"EER: {eer:.3f}")
 # %% [markdown]
 # <h2 id="compare-with-softmax">Compared with a plain softmax</h2>
 #
-# The same backbone, trained with a linear classifier and plain cross-entropy (no normalisation, no margin), measured
+# The same backbone, trained with a linear classifier and plain cross-entropy (no normalization, no margin), measured
 # the same way, next to two untrained baselines: the 64 raw pixels used as the embedding, and the same backbone at its
-# initialisation. With only six training classes, the baselines can beat the trained embeddings. The
+# initialization. With only six training classes, the baselines can beat the trained embeddings. The
 # [Experiments](../experiments/#discussion) chapter runs every method over three seeds and shows both baselines above
-# every trained embedding on the unseen digits: with few classes, training specialises in those few.
+# every trained embedding on the unseen digits: with few classes, training specializes in those few.
 #
 # <h2 id="next-steps">Things to try</h2>
 #

@@ -86,7 +86,7 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # <h2 id="model">모델: 백본과 코사인 분류기</h2>
 #
 # 백본은 64차원 입력을 32차원 임베딩으로 바꾸는 작은 MLP입니다. 그 위의 `CosineClassifier`는 편향 없이
-# $\cos\theta_j = \hat{\mathbf{w}}_j^\top \hat{\mathbf{x}}$만 계산합니다. 모델의 출력은 확률이 아니라 코사인이고,
+# $\cos\theta_j = \mathbf{W}_j^\top \hat{\mathbf{x}}$만 계산합니다. 모델의 출력은 확률이 아니라 코사인이고,
 # 마진과 스케일은 손실 함수가 학습 중에만 적용합니다.
 #
 # 클래스가 6개뿐이므로 얼굴 인식의 기본값 $s = 64$는 너무 큽니다. $s$가 크면 소프트맥스가 금방 포화되어 학습 신호가
@@ -181,7 +181,7 @@ plt.show()
 # <h2 id="embeddings-on-the-circle">단위 원 위의 임베딩</h2>
 #
 # 임베딩을 2차원으로 줄여 같은 학습을 하면, 정규화된 특징이 단위 원 위에 놓이므로 그대로 그릴 수 있습니다.
-# 클래스마다 한 호(arc)에 모이고, 선분으로 그린 클래스 중심 $\hat{\mathbf{w}}_j$ 사이에 빈 간격이 생깁니다. 이 간격이
+# 클래스마다 한 호(arc)에 모이고, 선분으로 그린 클래스 중심 $\mathbf{W}_j$ 사이에 빈 간격이 생깁니다. 이 간격이
 # 각도 마진이 만든 여유입니다.
 
 # %%
@@ -191,13 +191,13 @@ train(tiny, arcface_loss, epochs=25)
 tiny.eval()
 with torch.no_grad():
     points = tiny.embed(X_test).numpy()
-    centres = F.normalize(tiny.head.weight, dim=1).numpy()
+    centers = F.normalize(tiny.head.weight, dim=1).numpy()
 
 fig, ax = plt.subplots(figsize=(4.2, 4.2))
 ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="0.7"))
 for c in range(6):
     ax.scatter(*points[y_test.numpy() == c].T, s=12, label=str(c))
-    ax.plot([0, centres[c, 0]], [0, centres[c, 1]], color="0.3", lw=1)
+    ax.plot([0, centers[c, 0]], [0, centers[c, 1]], color="0.3", lw=1)
 ax.set_aspect("equal")
 ax.set_xlim(-1.2, 1.2)
 ax.set_ylim(-1.2, 1.2)
