@@ -16,6 +16,14 @@ MAX_BYTES = 1_000_000  # with every lazy figure loaded
 # time, no math JavaScript, plots as lazy files. A page over budget needs a reason, not a higher number.
 FIRST_LOAD_BYTES = 500_000
 FIRST_LOAD_REQUESTS = 25
+# Pages allowed over FIRST_LOAD_BYTES, each with its reason (both languages).
+OVER_BUDGET = {
+    "arcface/": (
+        600_000,
+        "the longest chapter: its code sections show the helpers and the whole margins.py and original_post.py "
+        "in collapsed blocks (issue 12) and it embeds the margin explorer; measured 524,969 bytes (ko)",
+    ),
+}
 
 
 def load(page, base_url, path):
@@ -83,7 +91,8 @@ def test_page(page, base_url, lang, path):
     twice = sorted({u for u in page.record.requests if page.record.requests.count(u) > 1})
     assert twice == [], f"fetched more than once: {twice}"
     assert row["requests"] <= FIRST_LOAD_REQUESTS, f"first load makes {row['requests']} requests"
-    assert row["bytes"] <= FIRST_LOAD_BYTES, f"first load transfers {row['bytes']} bytes"
+    budget = OVER_BUDGET.get(path, (FIRST_LOAD_BYTES, ""))[0]
+    assert row["bytes"] <= budget, f"first load transfers {row['bytes']} bytes (budget {budget})"
     assert row["bytes_with_figures"] <= MAX_BYTES, (
         f"with its lazy figures the page transfers {row['bytes_with_figures']}"
     )

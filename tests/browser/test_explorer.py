@@ -50,8 +50,8 @@ def snippet_logits(cosine, labels, q):
         norms = torch.full((cosine.shape[0],), q["norm"], dtype=torch.float64)
         return adaface.adaface_logits(
             cosine,
-            norms,
             labels,
+            norms,
             batch_mean=ADAFACE_STATS["mu"],
             batch_std=ADAFACE_STATS["sigma"],
             s=s,
