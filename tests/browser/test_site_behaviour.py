@@ -45,14 +45,16 @@ def test_chosen_framework_tab_follows_the_reader_to_the_next_page(page, base_url
 def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
     slug = pages_with_tabs()[0]
     source = (DOCS / "ko" / f"{slug}.md").read_text(encoding="utf-8")
-    path, name = INCLUDE.search(source).groups()
+    # The first section a reader sees: helper sections sit in collapsed blocks above it (issue 12).
+    path, name = next(m.groups() for m in INCLUDE.finditer(source) if m.group(2) != "helpers")
     expected = section_text(path, name)
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(f"{base_url}/{slug}/", wait_until="networkidle")
     index = page.evaluate(
         """p => [...document.querySelectorAll('.highlight')]
-        .findIndex(b => b.querySelector('.filename') && b.querySelector('.filename').textContent.trim() === p)""",
+        .findIndex(b => b.querySelector('.filename') && b.querySelector('.filename').textContent.trim() === p
+                        && !b.closest('details:not([open])'))""",
         path,
     )
     assert index >= 0, f"no code block titled {path}"
