@@ -9,8 +9,8 @@ import math
 ARCHITECTURES = {
     # digits: 64 pixels -> 3-layer MLP (the digits study)
     "mlp": (("dense", 128, "relu"), ("dense", 128, "relu"), ("dense", None, None)),
-    # glyphs: three stride-2 conv blocks, 24x24 -> 3x3, then a linear embedding
-    "cnn": (("conv", 16, 2), ("conv", 32, 2), ("conv", 64, 2), ("flatten",), ("dense", None, None)),
+    # glyphs: three stride-2 conv blocks (8, 16, 32 channels), 24x24 -> 3x3, then a linear embedding
+    "cnn": (("conv", 8, 2), ("conv", 16, 2), ("conv", 32, 2), ("flatten",), ("dense", None, None)),
 }
 
 

@@ -1,11 +1,12 @@
 """The glyph study: 1,500 training syllables, verification of 400 unseen syllables in typefaces never seen.
 
-The plan (every run the same CNN, batches, optimiser and schedule; s by the AdaCos rule; paper margins):
+The plan (every run the same CNN, batches, optimizer and schedule; s by the AdaCos rule; paper margins; a margin
+warm-up over the first 30 % of the steps for every margin head):
 - headline: every method × SEEDS, plus the raw-pixel and untrained-CNN baselines;
-- studies, seed 0 only: the ArcFace margin sweep; the scale sweep and the number of training classes are
-  declared below and empty, to fit the budget.
-Opt-in (make_figures.py --glyphs): 300 steps is an estimate of what fits 10 minutes on an idle two-core machine
-(about 85 ms a step measured at load 3), not yet a measured plan.
+- studies, seed 0: the margin of CosFace and ArcFace, the scale of ArcFace, and the number of training classes
+  for softmax, NormFace and ArcFace.
+The schedule (1,000 steps of 128 images of 24 × 24 pixels, a CNN of 8, 16 and 32 channels) is what fits the
+10-minute budget of `make figures` on a two-core machine; the Experiments page says what that costs.
 Publishes docs/assets/results/glyphs/{summary.json, table.txt, paired.txt, studies.txt} and the glyph figures.
 """
 
@@ -21,10 +22,19 @@ from heads import DEFAULT_MARGINS, MARGIN_KEY, METHODS, adacos_scale
 from metrics import nearest_neighbours, pca_2d, unit
 
 SEEDS = (0, 1, 2)
-SHARED = {"steps": 300, "p": 64, "k": 4, "lr": 4e-3, "embedding_size": 128, "classes": 1500}
-MARGIN_SWEEP = {"arcface": (0.3, 0.5, 0.7)}  # CosFace left out to fit the budget
-SCALE_SWEEP = {"methods": (), "s": ()}  # plus the AdaCos value; left out to fit the budget (see the page)
-CLASS_SWEEP = {"methods": (), "classes": (1500,)}  # left out to fit the budget (see the page)
+SHARED = {
+    "steps": 1000,
+    "p": 32,
+    "k": 4,
+    "lr": 4e-3,
+    "embedding_size": 128,
+    "classes": 1500,
+    "margin_warmup": 0.3,
+}
+MARGIN_SWEEP = {"cosface": (0.2, 0.35, 0.5), "arcface": (0.3, 0.5, 0.7)}  # each includes the paper's default
+SCALE_SWEEP = {"methods": ("arcface",), "s": (32, 64)}  # plus the AdaCos value 10.3 of the headline runs
+CLASS_SWEEP = {"methods": ("softmax", "normface", "arcface"), "classes": (6, 50, 200, 1500)}
+WARMUP_STUDY = {"methods": ("arcface",), "warmup": (0.0,)}  # plus the headline's 0.3: what the warm-up buys
 BATCH_IMAGES = SHARED["p"] * SHARED["k"]
 # The paired comparisons the page makes: (a, b) -> per-seed a - b on the same batches.
 PAIRS = (
@@ -39,7 +49,7 @@ HEADLINE = "tar_at_far_1e-3"
 COLUMNS = ("tar_at_far_1e-3", "tar_at_far_1e-2", "eer", "recall_at_1")
 
 
-def make_config(method, seed, params, s=None, m=None, classes=None) -> dict:
+def make_config(method, seed, params, s=None, m=None, classes=None, warmup=None) -> dict:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     classes = classes or SHARED["classes"]
@@ -55,6 +65,7 @@ def make_config(method, seed, params, s=None, m=None, classes=None) -> dict:
         "s": float(s if s is not None else adacos_scale(classes)),
         "lr": SHARED["lr"],
         "steps": SHARED["steps"],
+        "margin_warmup": float(SHARED["margin_warmup"] if warmup is None else warmup),
         "p": p,
         "k": BATCH_IMAGES // p,
         "embedding_size": SHARED["embedding_size"],
@@ -77,6 +88,9 @@ def plan(params: dict) -> dict:
         for c in CLASS_SWEEP["classes"]:
             if c != SHARED["classes"]:
                 runs[f"{method}-c{c}-seed0"] = make_config(method, 0, params, classes=c)
+    for method in WARMUP_STUDY["methods"]:
+        for w in WARMUP_STUDY["warmup"]:
+            runs[f"{method}-warmup{w:g}-seed0"] = make_config(method, 0, params, warmup=w)
     return runs
 
 
@@ -129,7 +143,7 @@ def studies(results: dict) -> dict:
     def tar(name):
         return results[name]["metrics"]["held_out_faces"][HEADLINE]
 
-    out = {"margin": {}, "scale": {}, "classes": {}}
+    out = {"margin": {}, "scale": {}, "classes": {}, "warmup": {}}
     for method, values in MARGIN_SWEEP.items():
         default = DEFAULT_MARGINS[method]["m"]
         out["margin"][method] = [
@@ -143,6 +157,9 @@ def studies(results: dict) -> dict:
             [c, tar(f"{method}-seed0" if c == SHARED["classes"] else f"{method}-c{c}-seed0")]
             for c in CLASS_SWEEP["classes"]
         ]
+    for method in WARMUP_STUDY["methods"]:
+        points = [[w, tar(f"{method}-warmup{w:g}-seed0")] for w in WARMUP_STUDY["warmup"]]
+        out["warmup"][method] = sorted(points + [[SHARED["margin_warmup"], tar(f"{method}-seed0")]])
     return out
 
 

@@ -15,8 +15,10 @@ MIT-like and asks for BAEKMUK_ACKNOWLEDGEMENT in supporting documentation; the U
 font exception. Renderings are made at build time and never committed; `ofl_only=True` keeps the OFL faces.
 """
 
+import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
 import subprocess
 from pathlib import Path
@@ -227,35 +229,51 @@ def fingerprint(params: dict) -> dict:
     }
 
 
-def _build(params: dict) -> dict:
-    """Render, check coverage and deduplicate (the slow part, cached by load_glyphs)."""
+def _probe(job):
+    path, index, chars, params = job
+    return hashlib.sha256(render_face(path, index, chars, params).tobytes()).hexdigest()
+
+
+def _render(job):
+    path, index, chars, params = job
+    face = render_face(path, index, chars, params)
+    return face, set(missing_glyphs(face, render_face(path, index, ["\U0010fffd"], params)[0]).tolist())
+
+
+def _build(params: dict, workers: int = 2) -> dict:
+    """Render, check coverage and deduplicate (the slow part, cached by load_glyphs), faces in parallel."""
     syllables = ks_x_1001_syllables()
     order = np.random.default_rng(params["split_seed"]).permutation(len(syllables))
     n_train, n_unseen = params["train_syllables"], params["unseen_syllables"]
     # A few spare syllables: a face that misses one or two (two Baekmuk faces draw 쏀 blank) costs those
     # syllables, not the face; a face that misses more than MAX_MISSING is dropped.
     candidates = [syllables[i] for i in order[: n_train + n_unseen + SPARE_SYLLABLES]]
-    images, names, families, packages, dropped, missing = [], [], [], [], {}, set()
-    seen_hashes = {}
-    for path, package, family in installed_faces(params["ofl_only"]):
-        for index in range(face_count(path)):
-            name = f"{path.stem}#{index}" if face_count(path) > 1 else path.stem
-            probe = render_face(path, index, candidates[:48], params)
-            key = hashlib.sha256(probe.tobytes()).hexdigest()
-            if key in seen_hashes:
-                dropped[name] = f"duplicates {seen_hashes[key]}"
-                continue
-            face = render_face(path, index, candidates, params)
-            bad = set(missing_glyphs(face, render_face(path, index, ["\U0010fffd"], params)[0]))
-            if len(bad) > MAX_MISSING:
-                dropped[name] = f"does not draw {len(bad)} syllables"
-                continue
-            missing |= bad
-            seen_hashes[key] = name
-            images.append(face)
-            names.append(name)
-            families.append(family)
-            packages.append(package)
+    faces = [
+        (path, index, package, family, f"{path.stem}#{index}" if face_count(path) > 1 else path.stem)
+        for path, package, family in installed_faces(params["ofl_only"])
+        for index in range(face_count(path))
+    ]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        probes = list(pool.map(_probe, [(f[0], f[1], candidates[:48], params) for f in faces], chunksize=4))
+        first, dropped = {}, {}
+        for face, key in zip(faces, probes, strict=True):
+            if key in first:  # the same drawings as an earlier face
+                dropped[face[4]] = f"duplicates {first[key][4]}"
+            else:
+                first[key] = face
+        unique = list(first.values())
+        rendered = list(pool.map(_render, [(f[0], f[1], candidates, params) for f in unique]))
+    images, names, families, packages, missing = [], [], [], [], set()
+    for (_, _, package, family, name), (face, bad) in zip(unique, rendered, strict=True):
+        if len(bad) > MAX_MISSING:
+            dropped[name] = f"does not draw {len(bad)} syllables"
+            continue
+        missing |= bad
+        images.append(face)
+        names.append(name)
+        families.append(family)
+        packages.append(package)
     keep = [i for i in range(len(candidates)) if i not in missing][: n_train + n_unseen]
     if len(keep) < n_train + n_unseen:
         raise ValueError(f"only {len(keep)} syllables are drawn by every face; asked for {n_train + n_unseen}")

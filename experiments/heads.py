@@ -70,7 +70,7 @@ class SoftmaxHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(embedding_size, num_classes)
 
-    def loss(self, embeddings, labels):
+    def loss(self, embeddings, labels, fraction=1.0):  # no margin: nothing to warm up
         return F.cross_entropy(self.linear(embeddings), labels)
 
     def scores(self, embeddings):
@@ -80,16 +80,23 @@ class SoftmaxHead(nn.Module):
         return self.linear.weight
 
 
+def warm(logits, cosine, s, fraction):
+    """The margin warm-up: (1 - f)·s·cos θ + f·(the method's logits), f rising from 0 to 1 (train.py). This is
+    SphereFace's annealing, (λ·cos θ + ψ(θ)) / (1 + λ) with f = 1 / (1 + λ), applied to every margin head."""
+    return logits if fraction >= 1 else fraction * logits + (1 - fraction) * s * cosine
+
+
 class MarginHead(nn.Module):
     """Cosine classifier (margins.py) + one of its margin functions + cross-entropy."""
 
-    def __init__(self, embedding_size, num_classes, logits_fn):
+    def __init__(self, embedding_size, num_classes, logits_fn, s):
         super().__init__()
         self.classifier = load_snippet("pytorch/margins.py").CosineClassifier(embedding_size, num_classes)
-        self.logits_fn = logits_fn
+        self.logits_fn, self.s = logits_fn, s
 
-    def loss(self, embeddings, labels):
-        return F.cross_entropy(self.logits_fn(self.classifier(embeddings), labels), labels)
+    def loss(self, embeddings, labels, fraction=1.0):
+        cosine = self.classifier(embeddings)
+        return F.cross_entropy(warm(self.logits_fn(cosine, labels), cosine, self.s, fraction), labels)
 
     def scores(self, embeddings):
         return self.classifier(embeddings)
@@ -105,8 +112,11 @@ class LogitsModuleHead(nn.Module):
         super().__init__()
         self.module = module
 
-    def loss(self, embeddings, labels):
-        return F.cross_entropy(self.module(embeddings, labels), labels)
+    def loss(self, embeddings, labels, fraction=1.0):
+        logits = self.module(embeddings, labels)  # first: the module updates its running state
+        if fraction < 1:
+            logits = warm(logits, _normalised(embeddings, self.module.weight), self.module.s, fraction)
+        return F.cross_entropy(logits, labels)
 
     def scores(self, embeddings):
         return _normalised(embeddings, self.module.weight)
@@ -124,10 +134,16 @@ class SubCenterHead(nn.Module):
         subcenter = load_snippet("pytorch/subcenter.py")
         self.classifier = subcenter.SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)
         self.criterion = subcenter.SubCenterArcFaceLoss(num_subcenters, s=s, m=m)
-        self.k = num_subcenters
+        self.logits_fn = subcenter.subcenter_arcface_logits
+        self.k, self.s, self.m = num_subcenters, s, m
 
-    def loss(self, embeddings, labels):
-        return self.criterion(self.classifier(embeddings), labels)
+    def loss(self, embeddings, labels, fraction=1.0):
+        cos = self.classifier(embeddings)
+        if fraction >= 1:
+            return self.criterion(cos, labels)
+        logits = self.logits_fn(cos, labels, self.k, self.s, self.m)
+        nearest = cos.view(len(cos), -1, self.k).amax(dim=2)  # a class's cosine: its nearest sub-centre
+        return F.cross_entropy(warm(logits, nearest, self.s, fraction), labels)
 
     def scores(self, embeddings):
         cos = self.classifier(embeddings)
@@ -146,7 +162,7 @@ class TripletHead(nn.Module):
         self.margin = margin
         self.triplet = load_snippet("pytorch/triplet.py")
 
-    def loss(self, embeddings, labels):
+    def loss(self, embeddings, labels, fraction=1.0):  # its margin is a distance: kept from the start
         return self.triplet.batch_hard_triplet_loss(F.normalize(embeddings), labels, self.margin)
 
     scores = directions = None
@@ -176,4 +192,4 @@ def make_head(method: str, embedding_size: int, num_classes: int, s: float, hp: 
     }.get(method)
     if logits_fn is None:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    return MarginHead(embedding_size, num_classes, logits_fn)
+    return MarginHead(embedding_size, num_classes, logits_fn, s)

@@ -24,12 +24,13 @@ from runner import load_data  # noqa: E402
 from snippet_loader import load_snippet  # noqa: E402
 from train import (  # noqa: E402
     digits_evaluation,
-    distort,
     eval_images,
     glyph_batches,
     glyph_evaluation,
-    glyph_images,
     lr_at,
+    margin_fraction,
+    pool_images,
+    training_pool,
 )
 
 
@@ -40,8 +41,25 @@ def arcface_model(config, input_shape, num_classes):
     cosines = margins.CosineClassifier(config["embedding_size"], num_classes)(embedder.output)
     model = keras.Model(embedder.input, cosines)
     optimizer = keras.optimizers.Adam(config["lr"], epsilon=1e-7 if config["study"] == "digits" else 1e-8)
-    model.compile(optimizer=optimizer, loss=margins.MarginLoss("arcface", s=config["s"], m=config["hp"]["m"]))
+    model.compile(optimizer=optimizer, loss=warm_margin_loss(margins)("arcface", s=config["s"], m=config["hp"]["m"]))
     return model, embedder
+
+
+def warm_margin_loss(margins):
+    """The snippet's MarginLoss with the margin warm-up of heads.warm: (1 - f)·s·cos θ + f·(its logits)."""
+
+    class WarmMarginLoss(margins.MarginLoss):
+        fraction = 1.0  # set before each step (Keras runs the torch backend eagerly: read at every call)
+
+        def call(self, y_true, y_pred):
+            if self.fraction >= 1:
+                return super().call(y_true, y_pred)
+            labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+            logits = self.margin_logits(y_pred, labels, **self.margin_args)
+            logits = self.fraction * logits + (1 - self.fraction) * self.margin_args["s"] * y_pred
+            return keras.ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+    return WarmMarginLoss
 
 
 def keras_digits_run(config: dict, data: dict) -> dict:
@@ -76,14 +94,15 @@ def keras_digits_run(config: dict, data: dict) -> dict:
 def keras_glyph_run(config: dict, data: dict) -> dict:
     size = data["images"].shape[-1]
     model, embedder = arcface_model(config, (1, size, size), config["classes"])
-    generator = torch.Generator().manual_seed(config["seed"])
+    pool = training_pool(data)
     remap = np.full(len(data["syllables"]), -1)
     remap[data["train_syl"][: config["classes"]]] = np.arange(config["classes"])
     curves, losses, every = {"train_loss": []}, [], max(1, config["steps"] // 20)
     start = time.perf_counter()
-    for step, (faces, syllables) in enumerate(glyph_batches(data, config)):
+    for step, (faces, syllables, variants) in enumerate(glyph_batches(data, config)):
         model.optimizer.learning_rate.assign(lr_at(step, config["steps"], config["lr"], warmup=0.1))
-        x = distort(glyph_images(data, faces, syllables), generator).numpy()
+        x = pool_images(data, pool, faces, syllables, variants).numpy()
+        model.loss.fraction = margin_fraction(step, config["steps"], config["margin_warmup"])
         losses.append(float(model.train_on_batch(x, remap[syllables])))
         if (step + 1) % every == 0:
             curves["train_loss"].append(float(np.mean(losses[-every:])))
@@ -100,7 +119,6 @@ def keras_glyph_run(config: dict, data: dict) -> dict:
 if __name__ == "__main__":
     jobs = json.load(sys.stdin)
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     loaded = {}
     for job in jobs:
         config = job["config"]

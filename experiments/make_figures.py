@@ -1,16 +1,14 @@
 """Run every experiment of the guide and draw every figure: `make figures` runs this file.
 
     python experiments/make_figures.py                       # everything published (cached runs are skipped)
-    python experiments/make_figures.py --glyphs              # also the glyph study (not yet on the pages)
     python experiments/make_figures.py --only arcface --s 8 --m 0.3 --seeds 0
                                                               # explore the digits study: print a table, publish nothing
 
 Three parts, in this order: the analytic figures (no training), the digits study (digits_study.py: 6 training
-classes) and, with --glyphs, the glyph study (glyph_study.py: 1,500 training syllables). The glyph study is
-opt-in until a plan that learns within the `make figures` budget has been measured on an idle machine: at the
-80 steps that fitted a loaded machine its losses had barely moved. Results go to docs/assets/results/,
-figures to docs/assets/figures/ (both git-ignored). Every run is cached (runner.py), so a second run trains
-nothing. Torch runs single-threaded; up to EXPERIMENT_WORKERS (default 2) runs train at once.
+classes, the few-class regime) and the glyph study (glyph_study.py: 1,500 training syllables, the headline of the
+Experiments page). Results go to docs/assets/results/, figures to docs/assets/figures/ (both git-ignored). Every
+run is cached (runner.py), so a second run trains nothing. Torch runs single-threaded; up to EXPERIMENT_WORKERS
+(default 2) runs train at once. Each finished run prints a progress line with an estimate of the time left.
 """
 
 import argparse
@@ -54,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, help="Adam learning rate (explore mode)")
     parser.add_argument("--epochs", type=int, help="epochs (explore mode)")
     parser.add_argument("--embedding-size", type=int, help="embedding size (explore mode)")
-    parser.add_argument("--glyphs", action="store_true", help="also run and publish the glyph study (opt-in)")
+    parser.add_argument("--no-glyphs", action="store_true", help="skip the glyph study (quicker while writing)")
     parser.add_argument("--fresh", action="store_true", help="retrain even if a cached result exists")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -75,7 +73,7 @@ def main(argv=None):
     data, results = digits_study.run_digits(digits_study.plan(), fresh=args.fresh)
     print(digits_study.markdown_table(digits_study.publish(results, data, ASSETS)))
     print(f"digits study: {time.perf_counter() - stage:.1f} s", flush=True)
-    if args.glyphs:
+    if not args.no_glyphs:
         stage = time.perf_counter()
         data, results = glyph_study.run_study(fresh=args.fresh)
         record = glyph_study.publish(data, results, ASSETS)

@@ -91,6 +91,12 @@ def _train_one(config: dict, out: str) -> float:
     return time.perf_counter() - start
 
 
+def _pool_variant(variant: int):
+    import train
+
+    return train.pool_variant(_DATA["data"], variant)
+
+
 def _train_keras(jobs: list) -> float:
     start = time.perf_counter()
     env = dict(os.environ, KERAS_BACKEND="torch", PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="3")
@@ -105,6 +111,18 @@ def _train_keras(jobs: list) -> float:
     if child.returncode:
         raise RuntimeError(f"the Keras runs failed (exit status {child.returncode}):\n{child.stderr[-3000:]}")
     return time.perf_counter() - start
+
+
+def _make_pool(pool, params):
+    import glyphs
+    import train
+
+    data = glyphs.load_glyphs(params, progress=lambda *_: None)
+    if train.cached_pool(data) is not None:
+        return
+    start = time.perf_counter()
+    train.save_pool(data, list(pool.map(_pool_variant, range(train.POOL_VARIANTS))))
+    print(f"glyphs: {train.POOL_VARIANTS} distortions of every training image in {time.perf_counter() - start:.0f} s")
 
 
 def _write(path: Path, results: dict):
@@ -131,6 +149,8 @@ def run_all(configs: list, names: list, study: str, fingerprint: str, params=Non
     with concurrent.futures.ProcessPoolExecutor(
         WORKERS, mp_context=context, initializer=_init_worker, initargs=(study, params)
     ) as pool:
+        if study == "glyphs":  # the training distortions first, one variant per task (train.training_pool)
+            _make_pool(pool, params)
         futures = {}
         if keras:  # first: one child process trains every Keras run, while the other worker goes on
             futures[pool.submit(_train_keras, keras)] = (f"{len(keras)} keras-arcface runs", len(keras))

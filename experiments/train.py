@@ -8,8 +8,11 @@ starts from the same backbone weights and sees the same batches in the same orde
 """
 
 import contextlib
+import hashlib
 import math
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,17 +30,18 @@ from metrics import (
 
 @contextlib.contextmanager
 def deterministic(seed: int):
-    """Seeded, single-threaded, deterministic torch inside; the caller's global torch state restored after."""
-    threads, strict = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    """Seeded and single-threaded torch inside, the caller's global torch state restored after. One thread makes
+    a run a pure function of its config on CPU (tests/test_experiments.py runs one twice); with two threads the
+    results differ in the last digits. (torch.use_deterministic_algorithms is not needed on CPU with one thread,
+    and made a glyph step about 40 % slower.)"""
+    threads = torch.get_num_threads()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
         try:
             yield
         finally:
             torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(strict)
 
 
 def lr_at(step: int, total: int, lr: float, warmup: float = 0.0) -> float:
@@ -46,6 +50,14 @@ def lr_at(step: int, total: int, lr: float, warmup: float = 0.0) -> float:
     if step < w:
         return lr * (step + 1) / w
     return lr * 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(total - w, 1)))
+
+
+def margin_fraction(step: int, total: int, warmup: float) -> float:
+    """How much of its margin a head uses at `step`: rising linearly from 0 to 1 over the first `warmup`
+    fraction of the steps (heads.warm). Without it, ArcFace at 1,500 classes and s ≈ 10 hardly learns in a
+    short schedule (the Experiments page shows the run)."""
+    w = warmup * total
+    return 1.0 if step >= w else step / w
 
 
 def run_results(*, config: dict, curves: dict, train_seconds: float, metrics: dict, **figures) -> dict:
@@ -143,7 +155,8 @@ def _digits_run(config, data, progress):
 
 # --- the glyph study --------------------------------------------------------------------------------------
 def glyph_batches(data: dict, config: dict) -> list:
-    """(face, syllable) index pairs of every batch: P syllables × K training faces each, from the run's seed."""
+    """(face, syllable, variant) index arrays of every batch: P syllables × K training faces each, and which of
+    the pool's distortions of each image, all from the run's seed."""
     rng = np.random.default_rng(config["seed"])
     syllables = data["train_syl"][: config["classes"]]
     faces = data["train_faces"]
@@ -151,7 +164,7 @@ def glyph_batches(data: dict, config: dict) -> list:
     face_of = np.tile(faces, len(syllables))
     out = []
     for batch in pk_batches(labels, config["steps"], config["p"], config["k"], rng):
-        out.append((face_of[batch], labels[batch]))
+        out.append((face_of[batch], labels[batch], rng.integers(0, POOL_VARIANTS, len(batch))))
     return out
 
 
@@ -173,6 +186,68 @@ def distort(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def glyph_images(data, faces, syllables) -> torch.Tensor:
     return torch.from_numpy(data["images"][faces, syllables][:, None].astype(np.float32) / 255.0)
+
+
+POOL_VARIANTS, POOL_SEED, POOL_CHUNK = 4, 2024, 4096
+POOL_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "glyphs"
+
+
+def pool_path(data: dict) -> Path:
+    """Where the training pool of this data set is cached (keyed by the data and this file)."""
+    key = hashlib.sha256((data["fingerprint"]["key"] + Path(__file__).read_text()).encode()).hexdigest()[:16]
+    return POOL_CACHE / f"pool-{key}.npy"
+
+
+def pool_variant(data: dict, variant: int) -> np.ndarray:
+    """uint8 [training faces, training syllables, size, size]: every training image in one fixed random
+    distortion, from its own seed (so the variants can be made in any order, by any process)."""
+    faces, syllables = np.meshgrid(data["train_faces"], data["train_syl"], indexing="ij")
+    faces, syllables = faces.ravel(), syllables.ravel()
+    out = np.empty((len(faces), *data["images"].shape[2:]), np.uint8)
+    with deterministic(POOL_SEED + variant), torch.no_grad():
+        generator = torch.Generator().manual_seed(POOL_SEED + variant)
+        for i in range(0, len(faces), POOL_CHUNK):
+            x = distort(glyph_images(data, faces[i : i + POOL_CHUNK], syllables[i : i + POOL_CHUNK]), generator)
+            out[i : i + POOL_CHUNK] = (x[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return out.reshape(len(data["train_faces"]), data["n_train"], *data["images"].shape[2:])
+
+
+def save_pool(data: dict, variants: list) -> Path:
+    path = pool_path(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, np.stack(variants))
+    tmp.replace(path)  # whole or not at all
+    return path
+
+
+def training_pool(data: dict) -> np.ndarray:
+    """uint8 [POOL_VARIANTS, training faces, training syllables, size, size]: every training image in
+    POOL_VARIANTS fixed random distortions, made once per data set (distorting each batch anew cost a quarter of
+    a training step); a run draws one of them for each image of each batch, from its seed. Memory-mapped from
+    the cache, so worker processes share one copy; runner.py makes the variants in parallel before the runs."""
+    pool = cached_pool(data)
+    if pool is None:
+        save_pool(data, [pool_variant(data, v) for v in range(POOL_VARIANTS)])
+        pool = cached_pool(data)
+    return pool
+
+
+def cached_pool(data: dict):
+    """The cached pool, memory-mapped, or None when it is missing or unreadable (then it is made again)."""
+    shape = (POOL_VARIANTS, len(data["train_faces"]), data["n_train"], *data["images"].shape[2:])
+    try:
+        pool = np.load(pool_path(data), mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return pool if pool.shape == shape and pool.dtype == np.uint8 else None
+
+
+def pool_images(data: dict, pool: np.ndarray, faces, syllables, variants) -> torch.Tensor:
+    """float32 [B, 1, size, size] images of a batch from the pool."""
+    position = np.empty(len(data["images"]), np.int64)
+    position[data["train_faces"]] = np.arange(len(data["train_faces"]))
+    return torch.from_numpy(pool[variants, position[faces], syllables][:, None].astype(np.float32) / 255.0)
 
 
 EVAL_SEED = 12345  # the one fixed distortion of every evaluation image, the same for every run
@@ -235,18 +310,19 @@ def _glyph_run(config, data, progress):
     backbone = build_torch("cnn", (1, size, size), config["embedding_size"])  # first: same weights per seed
     head = make_head(config["method"], config["embedding_size"], config["classes"], config["s"], config["hp"])
     optimizer = torch.optim.Adam(list(backbone.parameters()) + list(head.parameters()), lr=config["lr"])
-    generator = torch.Generator().manual_seed(config["seed"])
+    pool = training_pool(data)
     remap = np.full(len(data["syllables"]), -1)
     remap[data["train_syl"][: config["classes"]]] = np.arange(config["classes"])
     batches = glyph_batches(data, config)
     curves, losses, every = {"train_loss": []}, [], max(1, config["steps"] // 20)
     start = time.perf_counter()
     backbone.train()
-    for step, (faces, syllables) in enumerate(batches):
+    for step, (faces, syllables, variants) in enumerate(batches):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config["steps"], config["lr"], warmup=0.1)
-        x = distort(glyph_images(data, faces, syllables), generator)
-        loss = head.loss(backbone(x), torch.from_numpy(remap[syllables]))
+        x = pool_images(data, pool, faces, syllables, variants)
+        fraction = margin_fraction(step, config["steps"], config["margin_warmup"])
+        loss = head.loss(backbone(x), torch.from_numpy(remap[syllables]), fraction)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -30,14 +30,6 @@ PAGES = sorted((ROOT / "docs").glob("[a-z][a-z]/*.md"))
 INCLUDE = re.compile(r'^\s*--8<-- "([^":]+)(?::([a-z][-_0-9a-z]*))?"\s*$')
 MARKER = re.compile(r"^\s*# --8<-- \[(start|end):([a-z][-_0-9a-z]*)\]\s*$")
 
-# Issue 13 makes the Experiments page's blocks of snippets/experiments/ copyable (it is splitting those files).
-# Remove this exclusion when that lands.
-ISSUE_13_EXCLUSION = ("experiments.md", "snippets/experiments/")
-
-
-def excluded(page: Path, path: str) -> bool:
-    return page.name == ISSUE_13_EXCLUSION[0] and path.startswith(ISSUE_13_EXCLUSION[1])
-
 
 def page_includes(page: Path):
     """[(file, section or None)] in page order, for every Python file a page includes."""
@@ -84,7 +76,7 @@ def copy_jobs():
     for page in PAGES:
         shown = {}
         for path, section in page_includes(page):
-            if section is not None and not excluded(page, path):
+            if section is not None:
                 shown.setdefault(path, []).append(section)
         for path, names in shown.items():
             jobs.append((f"{page.parent.name}/{page.name}", path, names))
@@ -151,7 +143,7 @@ def test_every_marked_section_is_shown_on_some_page():
 @pytest.mark.parametrize("page", [p for p in PAGES if any(s for _, s in page_includes(p))], ids=lambda p: p.name)
 def test_every_shown_file_has_a_whole_file_block_on_the_page(page):
     includes = page_includes(page)
-    shown = {path for path, section in includes if section and not excluded(page, path)}
+    shown = {path for path, section in includes if section}
     whole = {path for path, section in includes if section is None}
     assert shown <= whole, f"{page.parent.name}/{page.name}: no whole-file block for {sorted(shown - whole)}"
 
@@ -257,7 +249,23 @@ EXAMPLES = {
         ),
     },
 }
+VER = "T([[1.0, 0.1], [0.9, 0.3], [0.1, 1.0], [-0.2, 0.9], [-1.0, 0.2], [-0.8, -0.5]]), L([0, 0, 1, 1, 2, 2])"
+EXAMPLES["experiments"] = {  # snippets/experiments/verification.py: numpy only
+    "unit": "result = unit(T([[3.0, 4.0], [0.0, 0.0]]))",
+    "pair_scores": f"result = pair_scores(*({VER}), block=4)",
+    "tar_at_far": "result = tar_at_far(np.array([0.2, 0.5, 0.9]), np.array([0.1, 0.3, 0.6]), [0.34, 0.67])",
+    "equal_error_rate": "result = [equal_error_rate(np.array([0.2, 0.5, 0.9]), np.array([0.1, 0.3, 0.6]))]",
+    "verification_metrics": (
+        f"m = verification_metrics({VER})\nresult = [m[k] for k in sorted(m) if isinstance(m[k], float)] + m['roc_tar']"
+    ),
+    "pk_batches": "result = pk_batches(L([0, 0, 1, 1, 2, 2, 2]), 3, 2, 2, np.random.default_rng(0))",
+}
 PRELUDE = {
+    "experiments": (
+        "import numpy as np\n"
+        "T = lambda x: np.array(x, dtype='float64')\nL = lambda x: np.array(x)\n"
+        "to_numpy = np.asarray\n"
+    ),
     "pytorch": (
         "import torch\nimport numpy as np\n"
         "T = lambda x: torch.tensor(x, dtype=torch.float64)\nL = lambda x: torch.tensor(x)\n"

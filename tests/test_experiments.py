@@ -38,6 +38,11 @@ PLANNED_FIGURES = {
     "loss-curves.svg",
     "roc-unseen.svg",
     "triplet-distances.svg",
+    "glyph-samples.svg",
+    "glyph-roc.svg",
+    "glyph-sweeps.svg",
+    "glyph-gallery.svg",
+    "glyph-embeddings.svg",
 }
 TINY = {"train_syllables": 30, "unseen_syllables": 10}  # a glyph set that renders in seconds
 

@@ -1,0 +1,179 @@
+"""What the glyph study published, and the claims the Experiments page makes about it.
+
+`make test` runs `make figures` first, so these tests read docs/assets/results/glyphs/ (written by
+experiments/glyph_study.py) instead of retraining, except one run that must reproduce its published numbers in
+this process. Missing results FAIL with the command to run. The floors and page claims below say what was measured
+when they were written; a change that breaks one has changed what the page says, and the page must change too.
+"""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from snippet_loader import ROOT
+
+sys.path.insert(0, str(ROOT / "experiments"))
+import glyph_study  # noqa: E402
+import glyphs  # noqa: E402
+import heads  # noqa: E402
+import runner  # noqa: E402
+import train  # noqa: E402
+
+RESULTS = ROOT / "docs" / "assets" / "results" / "glyphs"
+HEADLINE = glyph_study.HEADLINE
+METHODS = heads.METHODS
+TINY = {"train_syllables": 30, "unseen_syllables": 10}
+
+
+def published(name):
+    path = RESULTS / name
+    if not path.is_file():
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `make figures` before these tests")
+    return path
+
+
+@pytest.fixture(scope="module")
+def record():
+    return json.loads(published("summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs():
+    published("summary.json")
+    return {p.stem: json.loads(p.read_text()) for p in sorted((RESULTS / "runs").glob("*.json"))}
+
+
+def mean(record, method, column=HEADLINE, where="held_out_faces"):
+    return record["summary"][method][where][column]["mean"]
+
+
+# --- what was published, and that it is what the cached runs give ---------------------------------------
+def test_every_planned_run_was_published_and_every_method_has_every_seed(record, runs):
+    assert set(runs) == set(glyph_study.plan(record["data"]["params"]))
+    for method in METHODS:
+        for where in ("held_out_faces", "training_faces"):
+            assert record["summary"][method][where][HEADLINE]["n"] == len(glyph_study.SEEDS), (method, where)
+    assert record["summary"]["untrained"]["held_out_faces"][HEADLINE]["n"] == len(glyph_study.SEEDS)
+    assert record["summary"]["pixels"]["held_out_faces"][HEADLINE]["n"] == 1  # no randomness
+
+
+def test_the_published_tables_are_what_the_published_runs_give(record, runs):
+    """Recomputing every table from the run files reproduces summary.json and the three tables on the page."""
+    baselines = {k: v for k, v in record["summary"].items() if k not in METHODS}
+    summary = glyph_study.summarise(runs, {})
+    assert {m: summary[m] for m in METHODS} == {m: record["summary"][m] for m in METHODS}
+    assert glyph_study.paired(runs) == record["paired"]
+    assert json.loads(json.dumps(glyph_study.studies(runs))) == record["studies"]
+    assert published("table.txt").read_text() == glyph_study.markdown_table({**summary, **baselines})
+    assert published("paired.txt").read_text() == glyph_study.paired_table(record["paired"])
+    assert published("studies.txt").read_text() == glyph_study.studies_table(record["studies"])
+
+
+def test_every_published_run_is_in_the_cache_so_a_second_make_figures_trains_nothing(record, runs):
+    for name, run in runs.items():
+        key = runner.cache_key(run["config"], record["data"]["key"])
+        assert (runner.CACHE / f"{name}-{key}.json").is_file(), f"{name} would be retrained"
+
+
+def test_retraining_a_published_run_reproduces_its_metrics(record, runs):
+    """NormFace seed 0 retrained here, in another process than `make figures`, gives its exact numbers."""
+    data = glyphs.load_glyphs(record["data"]["params"], progress=lambda *_: None)
+    assert data["fingerprint"]["key"] == record["data"]["key"]
+    shipped = runs["normface-seed0"]
+    again = train.train_run(shipped["config"], data)
+    assert again["metrics"] == shipped["metrics"] and again["curves"] == shipped["curves"]
+
+
+def test_the_record_names_its_data_fonts_licences_and_versions(record):
+    data = record["data"]
+    assert set(data["packages"]) == set(glyphs.PACKAGES) and all(data["packages"].values())
+    assert data["licences"] == {p: glyphs.LICENCES[p] for p in glyphs.PACKAGES}
+    assert data["train_faces"] + data["held_out_faces"] == len(data["faces"])
+    assert set(data["held_out_families"]) == set(glyphs.HELD_OUT_FAMILIES)
+    assert record["torch_threads"] == 1 and data["pillow"] and data["freetype"]
+
+
+def test_a_corrupt_training_pool_is_made_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "POOL_CACHE", tmp_path)
+    data = glyphs.load_glyphs(TINY, cache=tmp_path, progress=lambda *_: None)
+    first = np.array(train.training_pool(data))
+    assert first.shape == (train.POOL_VARIANTS, len(data["train_faces"]), TINY["train_syllables"], 24, 24)
+    path = train.pool_path(data)
+    path.write_bytes(path.read_bytes()[:5000])  # truncated
+    assert train.cached_pool(data) is None
+    assert np.array_equal(np.array(train.training_pool(data)), first)  # made again, the same bytes
+
+
+def test_the_margin_warm_up_blends_from_the_cosine_to_the_margin_logits():
+    import torch
+
+    cosine, s = torch.tensor([[0.6, 0.2], [0.1, 0.8]], dtype=torch.float64), 10.0
+    margin = s * torch.tensor([[np.cos(np.arccos(0.6) + 0.5), 0.2], [0.1, np.cos(np.arccos(0.8) + 0.5)]])
+    assert torch.allclose(heads.warm(margin, cosine, s, 0.0), s * cosine)
+    assert torch.allclose(heads.warm(margin, cosine, s, 0.25), 0.25 * margin + 0.75 * s * cosine)
+    assert torch.equal(heads.warm(margin, cosine, s, 1.0), margin)
+    fractions = [train.margin_fraction(step, 100, 0.3) for step in (0, 15, 29, 30, 99)]
+    assert fractions == [0.0, 0.5, 29 / 30, 1.0, 1.0]
+    assert train.margin_fraction(0, 100, 0.0) == 1.0  # no warm-up
+
+
+# --- floors: what any working pipeline must reach ---------------------------------------------------------
+def test_headline_arcface_is_at_least_ten_times_raw_pixels(record):
+    # The issue's floor. Raw pixels barely verify an unseen syllable in an unseen typeface at FAR = 1e-3
+    # (measured about 1-3 %); a head, batch or label bug leaves ArcFace near the untrained network instead.
+    assert mean(record, "arcface") >= 10 * mean(record, "pixels")
+
+
+def test_every_trained_method_beats_the_untrained_network_on_every_seed(record, runs):
+    worst_untrained = mean(record, "untrained") + 3 * record["summary"]["untrained"]["held_out_faces"][HEADLINE]["std"]
+    for method in METHODS:
+        for seed in glyph_study.SEEDS:
+            tar = runs[f"{method}-seed{seed}"]["metrics"]["held_out_faces"][HEADLINE]
+            assert tar > worst_untrained, (method, seed, tar)
+
+
+def test_every_glyph_training_loss_decreases(runs):
+    for name, run in runs.items():
+        loss = run["curves"]["train_loss"]
+        assert loss[-1] < loss[0], f"{name}: loss {loss[0]:.3f} -> {loss[-1]:.3f}"
+
+
+# --- the page's claims -----------------------------------------------------------------------------------
+PAGES = {lang: ROOT / "docs" / lang / "experiments.md" for lang in ("ko", "en")}
+
+
+def cited_value(record, key):
+    """The published number a CITED key names, in % (TAR) or percentage points (paired differences)."""
+    kind, *rest = key
+    if kind == "summary":
+        method, where, column = rest
+        return 100 * record["summary"][method][where][column]["mean"]
+    if kind == "std":
+        method, where, column = rest
+        return 100 * record["summary"][method][where][column]["std"]
+    if kind == "paired":
+        pair, field = rest
+        return record["paired"][pair][field]
+    study, method, x = rest  # kind == "study"
+    return 100 * dict((p[0], p[1]) for p in record["studies"][study][method])[x]
+
+
+def test_every_number_the_page_cites_is_the_published_one(record):
+    """The discussion cites rounded numbers; each must appear in both languages' text and be the published value
+    to the digit shown, so a rerun that moves a number cannot leave the prose behind."""
+    texts = {lang: page.read_text(encoding="utf-8") for lang, page in PAGES.items()}
+    for key, cited in CITED.items():
+        value = cited_value(record, key)
+        assert f"{value:.1f}" == cited, f"{key}: the page says {cited}, the published value is {value:.2f}"
+        for lang, text in texts.items():
+            assert cited in text, f"{lang}/experiments.md does not cite {cited} ({key})"
+
+
+def test_the_cited_number_check_fails_on_a_wrong_number(record):
+    key, cited = next(iter(CITED.items()))
+    assert f"{cited_value(record, key) + 0.1:.1f}" != cited  # the check compares to the digit shown
+
+
+# (kind, ...) -> the number, as the discussion prints it (one decimal); filled from the final run
+CITED = {}
