@@ -207,8 +207,8 @@ def test_splits_are_disjoint_by_syllable_and_by_family(tiny_glyphs):
     assert set(families[list(set(faces))]) == held_fam  # every held-out family is scored
     config = glyph_study.make_config("arcface", 0, data["fingerprint"]["params"], classes=TINY["train_syllables"])
     batches = train.glyph_batches(data, {**config, "steps": 20, "p": 10})
-    used_faces = np.concatenate([f for f, _ in batches])
-    used_syllables = np.concatenate([s for _, s in batches])
+    used_faces = np.concatenate([f for f, _, _ in batches])
+    used_syllables = np.concatenate([s for _, s, _ in batches])
     assert set(used_faces) <= set(data["train_faces"]) and set(used_syllables) <= set(data["train_syl"])
     # same-lineage faces stay together: NanumSquareRound is a NanumSquare, and both are held out
     names = dict(zip(data["faces"], families, strict=True))
