@@ -317,6 +317,10 @@ def glyph_sweeps(sweeps: dict, adacos: float, path: Path):
             x, y = np.array(sorted(points)).T
             ax.plot(x, 100 * y, marker="o", ms=4, color=COLORS[method], lw=1.4, label=LABELS[method])
         ax.set(xlabel=xlabel, xscale="log" if log else "linear")
+        if log:  # ticks at the values measured, written plainly (10.3, 32, 64; 6, 50, 200, 1500)
+            ticks = sorted({p[0] for points in sweeps[study].values() for p in points})
+            ax.set_xticks(ticks, [f"{t:g}" if t >= 20 or float(t).is_integer() else f"{t:.1f}" for t in ticks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
     if sweeps["scale"]:
         ax = axes[[p[0] for p in panels].index("scale")]
