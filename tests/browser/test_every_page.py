@@ -26,24 +26,6 @@ OVER_BUDGET = {
 }
 
 
-# Elements of the article laid out at first load, before any scrolling (issue 17). Material's start-up script
-# recalculates style and layout of every rendered element, so this is the deterministic side of total blocking time.
-# extra.css gives the article's blocks `content-visibility: auto`: off-screen ones are skipped. Measured with it: at
-# most 5,015 (ko partial-fc: its first screen is a wide table), en/arcface 1,841 of 16,735; without it 7,469 on
-# en/arcface and 10,939 on en/partial-fc.
-FIRST_LAYOUT_ELEMENTS = 6_000
-RENDERED = """() => [...document.querySelectorAll('article *')]
-    .filter(e => e.checkVisibility({contentVisibilityAuto: true})).length"""
-SHOW_ALL = "article * { content-visibility: visible !important; }"
-# Scroll through the page as a reader does, so that every skipped block is shown once (site.js makes its sideways
-# scrolling regions focusable then), and back to the top.
-SCROLL_THROUGH = """async () => {
-    const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-    for (let y = 0; y < document.documentElement.scrollHeight; y += innerHeight / 2) { scrollTo(0, y); await frame(); }
-    scrollTo(0, 0); await frame();
-}"""
-
-
 def load(page, base_url, path):
     sizes = []
     page.on("requestfinished", lambda r: sizes.append(r.sizes()))
@@ -60,9 +42,7 @@ def test_page(page, base_url, lang, path):
         "page": "/" + url,
         "requests": len(sizes),
         "bytes": sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes),
-        "laid_out": page.evaluate(RENDERED),
     }
-    assert row["laid_out"] <= FIRST_LAYOUT_ELEMENTS, f"{row['laid_out']} elements laid out before any scrolling"
 
     # Clean load, nothing from outside.
     assert page.record.console_errors == [], page.record.console_errors
@@ -81,16 +61,13 @@ def test_page(page, base_url, lang, path):
     assert [i["src"] for i in images if i["w"] == 0] == [], "images that did not load"
     assert [i["src"] for i in images if not i["alt"].strip()] == [], "images without alt text"
 
-    # Every formula rendered by KaTeX, none left as raw TeX. innerText leaves out blocks that content-visibility
-    # skips, so every block is shown while it is read.
-    show_all = page.add_style_tag(content=SHOW_ALL)
+    # Every formula rendered by KaTeX, none left as raw TeX.
     formulas = page.locator("article .arithmatex").count()
     rendered = page.locator("article .arithmatex:has(.katex)").count()
     assert rendered == formulas, f"{formulas - rendered} of {formulas} formulas not rendered"
     text = page.locator("article").inner_text()
     assert not re.search(r"\\\(|\\\[|\$\$", text), "raw TeX delimiters left in the text"
     row["formulas"] = formulas + page.locator("article .jp-RenderedMarkdown .katex").count()
-    show_all.evaluate("el => el.remove()")
 
     # Language selector: the same page in the other language.
     other = "en" if lang == "ko" else "ko"
@@ -98,8 +75,7 @@ def test_page(page, base_url, lang, path):
     resolved = page.evaluate("h => new URL(h, location.href).pathname", href)
     assert resolved == "/" + url_of(other, path), f"selector leads to {resolved}"
 
-    # Accessibility: axe-core, served from our own node_modules, after the reader has scrolled through the page.
-    page.evaluate(SCROLL_THROUGH)
+    # Accessibility: axe-core, served from our own node_modules.
     page.add_script_tag(path=str(AXE))
     result = page.evaluate(
         "async () => { const r = await axe.run(document); "

@@ -25,13 +25,9 @@
   }
   // 3. A region that scrolls sideways (a wide formula, a notebook output) must be reachable with the keyboard
   //    (WCAG 2.1.1; axe scrollable-region-focusable). The formulas are already HTML (rendered at build time).
-  //    Blocks below the fold are skipped by `content-visibility: auto` (extra.css) until the reader scrolls near
-  //    them: they are not measured now (that would lay out the whole page again) but when they are first shown.
-  function focusableScrollers(root, elements) {
-    elements = elements || root.querySelectorAll("article div, article pre");
-    var candidates = Array.prototype.filter.call(elements, function (el) {
-      return !el.hasAttribute("tabindex") && !el.querySelector("a, button, input, [tabindex]") &&
-        (!el.checkVisibility || el.checkVisibility({ contentVisibilityAuto: true }));
+  function focusableScrollers(root) {
+    var candidates = Array.prototype.filter.call(root.querySelectorAll("article div, article pre"), function (el) {
+      return !el.hasAttribute("tabindex") && !el.querySelector("a, button, input, [tabindex]");
     });
     // All reads first, then all writes: an attribute set between two reads of scrollWidth would force a new
     // layout of the whole page for every element (seconds of blocking time on a page with hundreds of formulas).
@@ -40,13 +36,6 @@
     });
     scrollers.forEach(function (el) { el.setAttribute("tabindex", "0"); });
   }
-  document.addEventListener("contentvisibilityautostatechange", function (event) {
-    if (!event.skipped) {
-      var block = event.target;
-      var elements = [block].concat(Array.prototype.slice.call(block.querySelectorAll("div, pre")));
-      requestAnimationFrame(function () { focusableScrollers(block, elements); });
-    }
-  }, true);
 
   function enhance(root) {
     linkTitles(root);
