@@ -81,9 +81,10 @@ live: figures notebooks ## Live-reload one language while writing: make live LAN
 
 # --- checks ------------------------------------------------------------------------------------------------
 .PHONY: lighthouse
-lighthouse: site ## Lighthouse (pinned in package.json) on every page, mobile: test-results/lighthouse.md (PAGES="/ /en/")
+RUNS ?= 1
+lighthouse: site ## Lighthouse (pinned in package.json) on every page of both languages, mobile: test-results/lighthouse.md (PAGES="/ /en/" RUNS=3)
 	$(call say,Lighthouse on every page of site/: Debian's Chromium, mobile preset, gzip on 127.0.0.1)
-	$(PY) tests/browser/lighthouse_report.py $(PAGES)
+	$(PY) tests/browser/lighthouse_report.py --runs $(RUNS) $(PAGES)
 
 # `make test` checks committed generated files (the notebooks) as they are: it must never regenerate them first.
 test: lint figures ## Lint, then the whole suite: snippets, Keras (torch backend), figures, strict builds, browser

@@ -221,6 +221,48 @@ def test_plots_are_lazy_image_files_not_inline_base64(built_site):
     assert list((built_site / "assets/images/inline").glob("*.webp")), "the notebook plots were not extracted"
 
 
+class CountElements(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.n += 1
+
+
+# Elements per page in the built HTML (issue 17). Measured: at most 22,747 (partial-fc), then 17,199 (arcface: KaTeX's
+# HTML and MathML for 195 formulas, about 6,000 elements, and highlighted code, about 9,900, most of it the collapsed
+# whole files), 15,293 (curricularface) and 13,792 (angular-margins). The style and layout cost of Material's start-up
+# script grows with this number; extra.css keeps off-screen blocks out of it (tests/browser/test_every_page.py checks
+# that). A page past the budget should be split or lose inlined code before the number is raised.
+MAX_ELEMENTS = 25_000
+
+
+def test_every_page_stays_within_its_element_budget(built_site):
+    over = {}
+    for lang in LANGS:
+        for rel, html in html_pages(built_site, lang):
+            counter = CountElements()
+            counter.feed(html)
+            if counter.n > MAX_ELEMENTS:
+                over[f"{lang}/{rel}"] = counter.n
+    assert over == {}, f"pages over {MAX_ELEMENTS:,} elements"
+
+
+# The search index is built from the Markdown's HTML before docs/hooks/katex.py runs (MkDocs' on_page_context comes
+# before on_post_page), so it holds the TeX source of a formula (\(m\)), never KaTeX's spans. Measured (issue 17):
+# 1,040,985 bytes (ko), 793,353 bytes (en); the budget leaves about a fifth of headroom for new text.
+MAX_SEARCH_INDEX = 1_250_000
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_search_index_holds_text_not_rendered_math(built_site, lang):
+    index = built_site / ("" if lang == "ko" else "en") / "search/search_index.json"
+    text = index.read_text(encoding="utf-8")
+    assert "katex-html" not in text and "katex-mathml" not in text, "KaTeX's rendered HTML went into the index"
+    assert index.stat().st_size <= MAX_SEARCH_INDEX, f"search index is {index.stat().st_size:,} bytes"
+
+
 def test_every_file_a_page_fetches_exists(built_site):
     missing = []
     for lang in LANGS:
