@@ -11,6 +11,7 @@ Publishes docs/assets/results/glyphs/{summary.json, table.txt, paired.txt, studi
 """
 
 import json
+import time
 from pathlib import Path
 
 import glyphs
@@ -95,7 +96,9 @@ def plan(params: dict) -> dict:
 
 
 def run_study(params: dict | None = None, fresh: bool = False) -> tuple:
+    start = time.perf_counter()
     data = glyphs.load_glyphs(params)
+    print(f"glyphs: data ready in {time.perf_counter() - start:.1f} s ({len(data['faces'])} faces)", flush=True)
     params = data["fingerprint"]["params"]
     runs = plan(params)
     results = runner.run_all(
@@ -210,6 +213,7 @@ def studies_table(sweeps: dict) -> str:
 
 # --- publishing -------------------------------------------------------------------------------------------
 def publish(data: dict, results: dict, assets: Path) -> dict:
+    start = time.perf_counter()
     figures, out = assets / "figures", assets / "results" / "glyphs"
     out.mkdir(parents=True, exist_ok=True)
     baselines = {
@@ -265,6 +269,7 @@ def publish(data: dict, results: dict, assets: Path) -> dict:
     for m in ("softmax", "normface", "arcface"):
         panels[m] = (results[f"{m}-seed0"]["unseen_pca"]["xy"], results[f"{m}-seed0"]["unseen_pca"]["labels"])
     plots.glyph_embeddings(panels, figures / "glyph-embeddings.svg")
+    print(f"glyphs: baselines, tables and figures in {time.perf_counter() - start:.1f} s", flush=True)
     return record
 
 
