@@ -154,3 +154,51 @@ def test_bad_chunk_size_raises():
     x, labels, weight = batch()
     with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
         chunked.chunked_margin_cross_entropy(x, weight, labels, margins.arcface_logits, chunk_size=0)
+
+
+# SGD in backward (lr=...): the oracle is the dense head's gradient, applied by hand as W - lr·∂L/∂W.
+@pytest.mark.parametrize("chunk_size", [5, 64, C])
+@pytest.mark.parametrize("margin", sorted(MARGIN_ARGS))
+def test_sgd_in_backward_equals_the_dense_sgd_step_in_float64(margin, chunk_size):
+    x, labels, weight = batch()  # rows 0-3 reach ArcFace's θ + m > π fallback
+    lr = 0.37
+    loss_dense, grad_x_dense, grad_w_dense = dense(x, labels, weight, margin)
+    expected_weight = weight - lr * grad_w_dense
+    x, w = x.clone().requires_grad_(), weight.clone().requires_grad_()
+    loss = chunked.chunked_margin_cross_entropy(
+        x, w, labels, margins.MARGINS[margin], chunk_size=chunk_size, lr=lr, **MARGIN_ARGS[margin]
+    )
+    loss.backward()
+    assert w.grad is None  # the C×D gradient was never handed back
+    assert rel(loss, loss_dense) <= 1e-6
+    assert rel(x.grad, grad_x_dense) <= 1e-6
+    assert rel(w - weight, expected_weight - weight) <= 1e-6, rel(w - weight, expected_weight - weight)
+
+
+def test_sgd_in_backward_never_builds_a_class_by_dim_tensor():
+    # Without lr the W gradient [C, D] is built; with lr nothing larger than one chunk's [chunk, D] or [B, chunk].
+    x, labels, weight = batch()
+    chunk = 16
+    x.requires_grad_()
+    weight.requires_grad_()
+    with LargestTensor() as watch:
+        chunked.chunked_margin_cross_entropy(x, weight, labels, margins.arcface_logits, chunk, lr=0.1).backward()
+    assert watch.largest <= max(B * chunk, chunk * D, B * D) < C * D, watch.largest
+    with LargestTensor() as watch_plain:  # the check sees the [C, D] gradient when there is one
+        chunked.chunked_margin_cross_entropy(x, weight, labels, margins.arcface_logits, chunk).backward()
+    assert watch_plain.largest >= C * D
+
+
+@pytest.mark.parametrize("lr", [0.0, -0.1, float("nan"), float("inf"), "0.1", True])
+def test_sgd_in_backward_bad_lr_raises(lr):
+    x, labels, weight = batch()
+    with pytest.raises(ValueError, match="lr must be None or a positive finite number"):
+        chunked.chunked_margin_cross_entropy(x, weight.requires_grad_(), labels, margins.arcface_logits, lr=lr)
+
+
+def test_sgd_in_backward_needs_the_parameter_itself():
+    x, labels, weight = batch()
+    weight.requires_grad_()
+    for not_a_leaf in (weight[torch.arange(C)], weight.detach()):  # a Partial FC selection; a tensor without grad
+        with pytest.raises(ValueError, match="weight must be a leaf tensor that requires grad"):
+            chunked.chunked_margin_cross_entropy(x, not_a_leaf, labels, margins.arcface_logits, lr=0.1)

@@ -23,6 +23,12 @@ The same idea, fused into GPU kernels, is Liger-Kernel's fused linear cross-entr
 Cut Cross-Entropy (Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", 2024, arXiv 2411.09009),
 both for language-model vocabularies. This file is the plain-PyTorch version for margin heads.
 
+The C×D gradient of the class centers is as large as W itself (2 GB at C = 10⁶, D = 512 in float32) and any head
+produces it. With `lr` set, backward never builds it: it applies a plain SGD step W_chunk ← W_chunk - lr·∂L/∂W_chunk
+to each chunk as soon as that chunk's gradient is known and returns no gradient for W (an "optimizer in
+backward", as large-scale trainers fuse the update into the backward pass). W must then be the parameter itself
+(a leaf tensor) and must not also be given to an optimizer; the embeddings still get their gradient as usual.
+
 Across processes (model_parallel.py) each rank passes its shard of the class centers and labels re-indexed into
 the shard (-1 where the target lives on another rank); with a `process_group` the running maximum, the running
 sum and the target logit are combined over the ranks by three all-reduces, so every rank holds the same loss.
@@ -68,7 +74,7 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
     """Mean margin cross-entropy over class chunks; saves only the inputs and one log-sum-exp per sample."""
 
     @staticmethod
-    def forward(ctx, embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group):
+    def forward(ctx, embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group, lr):
         x = F.normalize(embeddings, dim=1, eps=1e-12)
         dtype = torch.promote_types(embeddings.dtype, torch.float32)
         batch = x.shape[0]
@@ -93,19 +99,19 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
             run_max = global_max
         lse = run_max + torch.log(run_sum)
         ctx.save_for_backward(embeddings, weight, labels, lse)
-        ctx.settings = (margin_logits, margin_args, chunk_size)
+        ctx.settings = (margin_logits, margin_args, chunk_size, lr)
         return (lse - target).mean()
 
     @staticmethod
     def backward(ctx, grad_loss):
         embeddings, weight, labels, lse = ctx.saved_tensors
-        margin_logits, margin_args, chunk_size = ctx.settings
+        margin_logits, margin_args, chunk_size, lr = ctx.settings
         with torch.enable_grad():
             leaf = embeddings.detach().requires_grad_()
             x = F.normalize(leaf, dim=1, eps=1e-12)
             x_detached = x.detach().requires_grad_()
             grad_x = torch.zeros_like(x)
-            grad_weight = torch.zeros_like(weight)
+            grad_weight = None if lr is not None else torch.zeros_like(weight)  # with lr: never built
             scale = grad_loss / x.shape[0]  # d(mean)/d(L_i)
             for start in range(0, weight.shape[0], chunk_size):
                 w = weight[start : start + chunk_size].detach().requires_grad_()
@@ -120,9 +126,13 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
                     grad_z *= scale
                 gx, gw = torch.autograd.grad(z, (x_detached, w), grad_z)
                 grad_x += gx
-                grad_weight[start : start + w.shape[0]] = gw
+                if lr is None:
+                    grad_weight[start : start + w.shape[0]] = gw
+                else:  # SGD step on this chunk now; its rows are not read again in this backward
+                    with torch.no_grad():
+                        weight[start : start + w.shape[0]].sub_(gw, alpha=lr)
             (grad_embeddings,) = torch.autograd.grad(x, leaf, grad_x)
-        return grad_embeddings, grad_weight, None, None, None, None, None
+        return grad_embeddings, grad_weight, None, None, None, None, None, None
 
 
 # --8<-- [end:chunked_function]
@@ -130,13 +140,15 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
 
 # --8<-- [start:chunked_margin_cross_entropy]
 def chunked_margin_cross_entropy(
-    embeddings, weight, labels, margin_logits, chunk_size=4096, process_group=None, **margin_args
+    embeddings, weight, labels, margin_logits, chunk_size=4096, process_group=None, lr=None, **margin_args
 ):
     """Mean margin cross-entropy of embeddings [B, D] against class centers weight [C, D], chunk_size classes at a time.
 
     margin_logits: any `*_logits(cosine, labels, ...)` function (margins.py); margin_args go to it (s, m, ...).
     process_group: None for one process; a torch.distributed group when weight is this rank's shard and labels are
     re-indexed into the shard with -1 for targets held by another rank (model_parallel.py).
+    lr: None, or a learning rate: backward then updates weight in place by plain SGD, chunk by chunk, and gives it
+    no .grad (the C×D gradient is never held); weight must be a leaf tensor (the parameter, not a selection of it).
     """
     if embeddings.dim() != 2 or not embeddings.is_floating_point():
         raise ValueError(f"embeddings must be a 2-D floating-point tensor [batch, D], got {tuple(embeddings.shape)}")
@@ -158,9 +170,14 @@ def chunked_margin_cross_entropy(
         )
     if not (isinstance(chunk_size, int) and chunk_size > 0):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if lr is not None:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+            raise ValueError(f"lr must be None or a positive finite number, got {lr!r}")
+        if not (weight.is_leaf and weight.requires_grad):
+            raise ValueError("lr updates weight in place: weight must be a leaf tensor that requires grad")
     labels = labels.long()
     return ChunkedMarginCrossEntropy.apply(
-        embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group
+        embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group, lr
     )
 
 
@@ -188,3 +205,11 @@ if __name__ == "__main__":
         f"class centers {(grad_w - grad_w_dense).abs().max().item():.1e}"
     )
     print("largest logit block held at once: [32, 1000] instead of [32, 10000]")
+
+    # The same step with the SGD update done inside backward (lr = 0.1): W changes, W.grad is never built.
+    expected = classifier.weight.detach() - 0.1 * grad_w_dense
+    chunked_margin_cross_entropy(x, weight, y, arcface_logits, chunk_size=1_000, lr=0.1, s=64.0, m=0.5).backward()
+    print(
+        f"SGD in backward: weight.grad is {weight.grad}, "
+        f"max |W - (W - 0.1·grad_dense)|: {(weight.detach() - expected).abs().max().item():.1e}"
+    )
