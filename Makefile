@@ -130,7 +130,7 @@ test-backends: $(VENV)/.backends ## Run the Keras tests under the jax and tensor
 	$(call say,Keras tests with KERAS_BACKEND=tensorflow)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest tests/keras -p no:cacheprovider
 
-bench: setup ## Time the margin heads and Partial FC (writes snippets/benchmarks/results.json)
+bench: setup ## Time the heads, Partial FC, the chunked loss and the model-parallel head (rewrites snippets/benchmarks/results*)
 	$(PY) snippets/benchmarks/bench_heads.py
 	$(PY) snippets/benchmarks/bench_large_scale.py
 

@@ -14,12 +14,7 @@ Run as a script (`python tests/test_model_parallel.py worker SPEC`) this file is
 """
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +23,9 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 PYTORCH_SNIPPETS = HERE.parent / "snippets" / "pytorch"
+sys.path.insert(0, str(HERE.parent / "snippets" / "benchmarks"))
+from common import launch_ranks  # noqa: E402  (the launcher the benchmark uses too)
+
 NUM_CLASSES, DIM = 101, 6
 BATCH_SIZES = {2: [5, 3], 3: [5, 3, 4]}  # uneven local batches on purpose
 MARGIN_ARGS = {
@@ -169,58 +167,17 @@ def worker(spec_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(world, tmp_path, **spec):
-    """Start `world` worker processes, each in its own process group; wait at most LAUNCH_TIMEOUT_S.
+    """Start `world` worker processes (snippets/benchmarks/common.py's launcher); wait at most LAUNCH_TIMEOUT_S.
 
-    Returns (return codes, stderr texts, seconds). Every process group still alive at the end is killed.
+    Returns (return codes, stderr texts, seconds); a code is None for a rank still running at the deadline, and
+    every process group still alive then is killed.
     """
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps({"out": str(tmp_path), **spec}))
-    port = free_port()
-    procs = []
-    start = time.monotonic()
-    try:
-        for rank in range(world):
-            env = dict(
-                os.environ,
-                MASTER_ADDR="127.0.0.1",
-                MASTER_PORT=str(port),
-                RANK=str(rank),
-                WORLD_SIZE=str(world),
-                GLOO_SOCKET_IFNAME="lo",
-                OMP_NUM_THREADS="1",
-            )
-            log = open(tmp_path / f"stderr{rank}.txt", "w")
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, __file__, "worker", str(spec_path)],
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,  # own process group: killpg reaches anything it starts
-                )
-            )
-            log.close()
-        deadline = start + LAUNCH_TIMEOUT_S
-        codes = []
-        for proc in procs:
-            try:
-                codes.append(proc.wait(timeout=max(0.1, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                codes.append(None)  # None: still running at the deadline (a hang)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    stderr = [(tmp_path / f"stderr{rank}.txt").read_text() for rank in range(world)]
-    return codes, stderr, time.monotonic() - start
+    argv = [sys.executable, __file__, "worker", str(spec_path)]
+    codes, _, stderr, seconds = launch_ranks(argv, world, tmp_path, LAUNCH_TIMEOUT_S)
+    return codes, stderr, seconds
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda w: f"world{w}")

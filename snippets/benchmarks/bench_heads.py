@@ -19,7 +19,8 @@ resident set size (VmRSS) at that moment, i.e. what the steps themselves added o
 Every time is the median of the repetitions after warm-up steps; ratios are ratios of medians of the same run.
 torch runs with ONE thread by default (--threads): on 2 cores shared with other jobs, two OpenMP threads mostly
 wait for each other (measured 2 to 3 times slower per step here), and the timings become far noisier.
-Writes results.json (data, machine information) and results.md (a table the performance page includes).
+Writes results.json (data, machine information) and from it results.ko.md and results.en.md (the same tables in
+Korean and English, included by the pages); --render rewrites the tables from results.json without measuring.
 
     python snippets/benchmarks/bench_heads.py            # full run, about 5 to 8 minutes on 2 cores
     python snippets/benchmarks/bench_heads.py --quick    # smoke run: small sizes, prints only
@@ -30,7 +31,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,15 +48,8 @@ B, D_HEADS, D_PFC, S, M = 256, 512, 128, 64.0, 0.5
 sys.path.insert(0, str(SNIPPETS.parent / "tests"))
 from snippet_loader import load_snippet as load  # noqa: E402  (the one loader: tests, experiments, benchmarks)
 
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+sys.path.insert(0, str(HERE))
+from common import LANGS, header, machine  # noqa: E402  (next to this file)
 
 
 def status_kib(field):
@@ -199,15 +192,28 @@ def bench_partial_fc(class_counts, rates, reps, warmup):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def write_markdown(result, path):
-    machine = result["machine"]
+TEXT = {  # the tables' words in both languages; numbers and units are the same
+    "en": {
+        "heads caption": "B = {B}, D = {D}, s = {s:g}, m = {m} rad; forward + backward, median of n repetitions (ms).",
+        "pfc caption": "Partial FC (ArcFace): B = {B}, D = {D}; step = sampling + forward + backward, median of n "
+        "(ms); peak extra memory = peak resident size during the steps − resident size before them (MiB).",
+        "pfc columns": "| C | r | sampled centers | n | step | speed-up vs r = 1 | peak extra memory |",
+    },
+    "ko": {
+        "heads caption": "B = {B}, D = {D}, s = {s:g}, m = {m} rad; 순전파 + 역전파, n회 반복의 중앙값(ms).",
+        "pfc caption": "Partial FC(ArcFace): B = {B}, D = {D}; 스텝 = 샘플링 + 순전파 + 역전파, n회의 중앙값(ms); "
+        "추가 최대 메모리 = 스텝 동안의 최대 상주 메모리 − 스텝 직전의 상주 메모리(MiB).",
+        "pfc columns": "| C | r | 뽑은 클래스 중심 | n | 스텝 | r = 1 대비 배수 | 추가 최대 메모리 |",
+    },
+}
+
+
+def markdown(result, lang):
+    t = TEXT[lang]
     lines = [
-        f"CPU: {machine['cpu']} ({machine['cores']} cores, shared; "
-        f"load average {machine['load_average_1min_at_start']} at start), "
-        f"torch {machine['torch']} with {machine['torch_threads']} thread(s), "
-        f"pytorch-metric-learning {machine['pytorch_metric_learning']}; {result['date']}.",
+        header(result["machine"], result["date"], lang),
         "",
-        f"B = {B}, D = {D_HEADS}, s = {S:g}, m = {M} rad; forward + backward, median of n repetitions (ms).",
+        t["heads caption"].format(B=B, D=D_HEADS, s=S, m=M),
         "",
         "| C | n | NormFace | ArcFace | PML ArcFaceLoss | ArcFace / NormFace | ArcFace / PML |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -217,20 +223,19 @@ def write_markdown(result, path):
             f"| {r['C']:,} | {r['repetitions']} | {r['normface_ms']:.1f} | {r['arcface_ms']:.1f} | "
             f"{r['pml_ms']:.1f} | {r['arcface_over_normface']:.3f} | {r['arcface_over_pml']:.3f} |"
         )
-    lines += [
-        "",
-        f"Partial FC (ArcFace): B = {B}, D = {D_PFC}; step = sampling + forward + backward, median of n (ms); "
-        "peak extra memory = peak resident size during the steps − resident size before them (MiB).",
-        "",
-        "| C | r | sampled centers | n | step | speed-up vs r = 1 | peak extra memory |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines += ["", t["pfc caption"].format(B=B, D=D_PFC), "", t["pfc columns"], "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["partial_fc"]:
         lines.append(
             f"| {r['C']:,} | {r['r']} | {r['num_sample']:,} | {r['repetitions']} | {r['step_ms']:.1f} | "
             f"{r['speedup_vs_full']:.2f}× | {r['peak_extra_mib']:,.0f} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(result, out):
+    """results.ko.md and results.en.md, the same numbers, from the result dictionary."""
+    for lang in LANGS:
+        (out / f"results.{lang}.md").write_text(markdown(result, lang))
 
 
 def main():
@@ -243,9 +248,14 @@ def main():
         help="folder for results.json/.md (default: this folder; --quick writes only when --out is given)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see the docstring)")
+    parser.add_argument("--render", action="store_true", help="only rewrite results.{ko,en}.md from results.json")
     parser.add_argument("--pfc-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.render:
+        out = args.out or HERE
+        write_markdown(json.loads((out / "results.json").read_text()), out)
+        return
     if args.pfc_child:
         print(json.dumps(pfc_one(*json.loads(args.pfc_child))))
         return
@@ -268,15 +278,9 @@ def main():
 
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "pytorch_metric_learning": __import__("pytorch_metric_learning").__version__,
-            "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(
+            torch.get_num_threads(), pytorch_metric_learning=__import__("pytorch_metric_learning").__version__
+        ),
         "settings": {
             "B": B,
             "D_heads": D_HEADS,
@@ -306,8 +310,8 @@ def main():
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-        write_markdown(result, out / "results.md")
-        print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+        write_markdown(result, out)
+        print(f"wrote results.json and results.{{ko,en}}.md to {out}")
 
 
 if __name__ == "__main__":
