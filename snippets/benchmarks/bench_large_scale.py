@@ -98,13 +98,14 @@ def chunk_child(num_classes, dim, batch, chunk_size, reps, warmup, lr=None):
     small = margins.CosineClassifier(dim, 1000)  # one-time set-up (thread pools) not counted
     F.cross_entropy(margins.arcface_logits(small(x.detach()), y % 1000), y % 1000).backward()
     chunked.chunked_margin_cross_entropy(x, small.weight, y % 1000, margins.arcface_logits, 100).backward()
-    times = []
+    times, cpu = [], []
     before = reset_peak()
     for _ in range(warmup + reps):
         x.grad = weight.grad = None
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         loss_fn().backward()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     peak = status_kib("VmHWM")
     return {
         "C": num_classes,
@@ -115,6 +116,7 @@ def chunk_child(num_classes, dim, batch, chunk_size, reps, warmup, lr=None):
         "repetitions": reps,
         "step_ms": statistics.median(times[warmup:]) * 1e3,
         "step_ms_all": [t * 1e3 for t in times[warmup:]],
+        "step_cpu_ms_all": [t * 1e3 for t in cpu[warmup:]],  # this process's CPU time: less inflated by others
         "peak_extra_mib": (peak - before) / 1024,
         "weight_grad_mib": 0.0 if lr is not None else num_classes * dim * 4 / 2**20,  # held at the peak
         "loss": float(loss_fn().item()),
@@ -134,6 +136,17 @@ def run_child(flag, config, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare(row, dense):
+    """Ratios of a chunked row to the dense row: time, peak extra memory with and without W's gradient, loss."""
+    row["time_over_dense"] = row["step_ms"] / dense["step_ms"]
+    row["memory_over_dense"] = row["peak_extra_mib"] / dense["peak_extra_mib"]
+    row["memory_over_dense_without_weight_grad"] = (row["peak_extra_mib"] - row["weight_grad_mib"]) / (
+        dense["peak_extra_mib"] - dense["weight_grad_mib"]
+    )
+    row["loss_relative_difference"] = abs(row["loss"] - dense["loss"]) / abs(dense["loss"])
+    return row
+
+
 def bench_chunks(num_classes, dim, batch, chunk_sizes, reps, warmup, sgd_chunk=None, save=lambda rows: None):
     rows = []
     dense = run_child("--chunk-child", [num_classes, dim, batch, None, reps, warmup])
@@ -144,13 +157,7 @@ def bench_chunks(num_classes, dim, batch, chunk_sizes, reps, warmup, sgd_chunk=N
     configs.sort(key=lambda c: c[0] != sgd_chunk)  # the main chunk size and its SGD variant first
     for chunk, lr in configs:
         row = run_child("--chunk-child", [num_classes, dim, batch, chunk, reps, warmup, lr])
-        row["time_over_dense"] = row["step_ms"] / dense["step_ms"]
-        row["memory_over_dense"] = row["peak_extra_mib"] / dense["peak_extra_mib"]
-        row["memory_over_dense_without_weight_grad"] = (row["peak_extra_mib"] - row["weight_grad_mib"]) / (
-            dense["peak_extra_mib"] - dense["weight_grad_mib"]
-        )
-        row["loss_relative_difference"] = abs(row["loss"] - dense["loss"]) / abs(dense["loss"])
-        rows.append(row)
+        rows.append(compare(row, dense))
         save(rows)
         print(
             f"chunk {chunk:>7}{' + SGD' if lr else ''}: {row['step_ms']:9.1f} ms ({row['time_over_dense']:.2f}x)  "
@@ -256,7 +263,7 @@ def bench_ranks(num_classes, dim, batch, worlds, reps, warmup, threads):
 
 TEXT = {  # the tables' words in both languages; numbers and units are the same
     "en": {
-        "chunked caption": "ArcFace, C = {C:,}, D = {D}, B = {B}; forward + backward, median of n = {n} (ms); "
+        "chunked caption": "ArcFace, C = {C:,}, D = {D}, B = {B}; forward + backward, median (range) of n = {n} (ms); "
         "peak extra memory in MiB (both heads hold the C×D gradient of W, {wgrad:,.0f} MiB, at their peak; "
         "SGD in backward never builds it).",
         "chunked columns": "| head | chunk | step (ms) | time / dense | peak extra (MiB) | memory / dense "
@@ -277,9 +284,9 @@ TEXT = {  # the tables' words in both languages; numbers and units are the same
         },
     },
     "ko": {
-        "chunked caption": "ArcFace, C = {C:,}, D = {D}, B = {B}; 순전파 + 역전파, n = {n}회의 중앙값(ms); 추가 최대 "
-        "메모리(MiB). 두 헤드 모두 최대치일 때 W의 C×D 기울기({wgrad:,.0f} MiB)를 들고 있고, 역전파 안 SGD는 그것을 "
-        "만들지 않습니다.",
+        "chunked caption": "ArcFace, C = {C:,}, D = {D}, B = {B}; 순전파 + 역전파, n = {n}회의 중앙값(범위)(ms); "
+        "추가 최대 메모리(MiB). 두 헤드 모두 최대치일 때 W의 C×D 기울기({wgrad:,.0f} MiB)를 들고 있고, "
+        "역전파 안 SGD는 그것을 만들지 않습니다.",
         "chunked columns": "| 헤드 | 덩어리 | 스텝(ms) | 시간 / 밀집 | 추가 최대 메모리(MiB) | 메모리 / 밀집 "
         "| W 기울기를 뺀 비율 |",
         "dense": "밀집",
@@ -300,6 +307,13 @@ TEXT = {  # the tables' words in both languages; numbers and units are the same
 }
 
 
+def step(row):
+    """Median step time, and the range of the repetitions when there are several: '68,140 (33,661–82,172)'."""
+    times = row.get("step_ms_all", [])
+    spread = f" ({min(times):,.0f}–{max(times):,.0f})" if len(times) > 1 else ""
+    return f"{row['step_ms']:,.0f}{spread}"
+
+
 def chunked_table(result, lang):
     t, chunks = TEXT[lang], result["chunked"]
     dense = chunks[0]
@@ -308,11 +322,11 @@ def chunked_table(result, lang):
     )
     lines = [header(result["machine"], result["date"], lang), "", caption, "", t["chunked columns"]]
     lines += ["|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {t['dense']} | — | {dense['step_ms']:,.0f} | 1.00 | {dense['peak_extra_mib']:,.0f} | 1.000 | 1.000 |"]
+    lines += [f"| {t['dense']} | — | {step(dense)} | 1.00 | {dense['peak_extra_mib']:,.0f} | 1.000 | 1.000 |"]
     for r in chunks[1:]:
         lines.append(
             f"| {t['sgd'] if r.get('sgd_in_backward_lr') else t['chunked']} | {r['chunk_size']:,} | "
-            f"{r['step_ms']:,.0f} | {r['time_over_dense']:.2f} | {r['peak_extra_mib']:,.0f} | "
+            f"{step(r)} | {r['time_over_dense']:.2f} | {r['peak_extra_mib']:,.0f} | "
             f"{r['memory_over_dense']:.3f} | {r['memory_over_dense_without_weight_grad']:.3f} |"
         )
     return "\n".join(lines) + "\n"
