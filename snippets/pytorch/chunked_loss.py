@@ -74,7 +74,7 @@ class ChunkedMarginCrossEntropy(torch.autograd.Function):
     """Mean margin cross-entropy over class chunks; saves only the inputs and one log-sum-exp per sample."""
 
     @staticmethod
-    def forward(ctx, embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group, lr):
+    def forward(ctx, embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group, lr=None):
         x = F.normalize(embeddings, dim=1, eps=1e-12)
         dtype = torch.promote_types(embeddings.dtype, torch.float32)
         batch = x.shape[0]
