@@ -144,6 +144,8 @@ def compare(row, dense):
         dense["peak_extra_mib"] - dense["weight_grad_mib"]
     )
     row["loss_relative_difference"] = abs(row["loss"] - dense["loss"]) / abs(dense["loss"])
+    if row.get("sgd_in_backward_lr"):  # its steps have moved W, so its last loss is not the dense one's
+        row["loss_relative_difference"] = None
     return row
 
 
@@ -326,7 +328,8 @@ def chunked_table(result, lang):
     for r in chunks[1:]:
         lines.append(
             f"| {t['sgd'] if r.get('sgd_in_backward_lr') else t['chunked']} | {r['chunk_size']:,} | "
-            f"{step(r)} | {r['time_over_dense']:.2f} | {r['peak_extra_mib']:,.0f} | "
+            f"{step(r) if r.get('timed', True) else '—'} | "
+            f"{format(r['time_over_dense'], '.2f') if r.get('timed', True) else '—'} | {r['peak_extra_mib']:,.0f} | "
             f"{r['memory_over_dense']:.3f} | {r['memory_over_dense_without_weight_grad']:.3f} |"
         )
     return "\n".join(lines) + "\n"
