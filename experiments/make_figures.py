@@ -23,6 +23,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "tests")]  # the experiments, and the one 
 
 import digits_study  # noqa: E402
 import glyph_study  # noqa: E402
+import loss_figures  # noqa: E402
 import plots  # noqa: E402
 from heads import METHODS  # noqa: E402
 
@@ -32,6 +33,7 @@ ASSETS = ROOT / "docs" / "assets"
 def draw_analytic(figures: Path):
     plots.target_logits(figures / "target-logits.svg")
     plots.decision_boundaries(figures / "decision-boundaries.svg")
+    loss_figures.draw_all(figures)  # the AdaFace, CurricularFace, ArcFace and Partial FC pages' figures
 
 
 def peak_memory_mib() -> float:

@@ -12,7 +12,10 @@ block quotations (the original post's words), link targets, HTML tags, heading i
 page is linted without being listed here. A failure names file, line, the variant found and the preferred term.
 """
 
+import ast
+import io
 import re
+import tokenize
 from importlib import resources
 from pathlib import Path
 
@@ -187,6 +190,45 @@ def test_tables_are_there_and_consistent(lang):
 
 def test_both_glossaries_have_the_same_notation():
     assert [row[0] for row in table("ko", "notation")] == [row[0] for row in table("en", "notation")]
+
+
+SNIPPET_SOURCES = sorted((ROOT / "snippets").glob("[pk]*/*.py"))  # snippets/pytorch and snippets/keras
+
+
+def snippet_prose(source: str) -> list[tuple[int, str]]:
+    """(line, text) of a Python file's comments and string literals (docstrings, messages, printed text), the prose a
+    reader of a snippet sees; identifiers are code (their names are the twin contract) and are not included."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    found = [(tok.start[0], tok.string) for tok in tokens if tok.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [(node.lineno + i, text) for i, text in enumerate(node.value.splitlines())]
+    return found
+
+
+def british_words(source: str) -> list[str]:
+    return [
+        f"{line}: '{w}' -> '{BRITISH[w.lower()]}'"
+        for line, text in snippet_prose(source)
+        for w in re.findall(r"[A-Za-z]+", text)
+        if w.lower() in BRITISH
+    ]
+
+
+@pytest.mark.parametrize("path", SNIPPET_SOURCES, ids=lambda p: p.relative_to(ROOT / "snippets").as_posix())
+def test_snippet_comments_and_docstrings_use_american_spelling(path):
+    found = british_words(path.read_text(encoding="utf-8"))
+    assert not found, f"{path.relative_to(ROOT)}: British spelling in a comment or string:\n" + "\n".join(found)
+
+
+def test_snippet_spelling_check_reads_comments_and_strings_but_not_code():
+    source = 'def normalise(x):  # the centre\n    """Colour."""\n    raise ValueError(f"bad {x} behaviour")\n'
+    assert british_words(source) == [
+        "1: 'centre' -> 'center'",
+        "2: 'Colour' -> 'color'",
+        "3: 'behaviour' -> 'behavior'",
+    ]
+    assert len(SNIPPET_SOURCES) >= 16
 
 
 def test_british_dictionary_is_codespells():

@@ -2,7 +2,7 @@
 
 Kim, Jain, Liu, "AdaFace: Quality Adaptive Margin for Face Recognition", CVPR 2022, arXiv 2204.00964.
 
-The norm ||x|| of the embedding before normalisation is standardised with running batch statistics and clipped:
+The norm ||x|| of the embedding before normalization is standardized with running batch statistics and clipped:
 
     ms = clip(h * (||x|| - mu) / (sigma + eps), -1, 1)          (norms detached: no gradient through the margin)
 
@@ -30,7 +30,7 @@ values, so it runs only when they are concrete (eager); inside a jax.jit / tf.fu
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `adaface_logits(cosine, labels, norms, batch_mean, batch_std, ...)` returns the scaled logits [B, C];
-`AdaFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running norm statistics and
+`AdaFaceHead(embedding_size, num_classes, ...)` holds the class centers and the running norm statistics and
 returns the scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
@@ -115,7 +115,7 @@ def _cos(x):
 def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
     """Scaled AdaFace logits [B, C]: only the target column gets the norm-adaptive margin.
 
-    cosine: [B, C] cosines; labels: [B] integer targets; norms: [B] (or [B, 1]) norms of the un-normalised embeddings;
+    cosine: [B, C] cosines; labels: [B] integer targets; norms: [B] (or [B, 1]) norms of the un-normalized embeddings;
     batch_mean, batch_std: the running statistics mu, sigma of the norms (numbers or 0-d tensors).
     """
     cosine, labels = _check_inputs(cosine, labels, s, m)
@@ -147,7 +147,7 @@ def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, 
 # --8<-- [start:adaface]
 @keras.saving.register_keras_serializable(package="adaface")
 class AdaFaceHead(keras.layers.Layer):
-    """Class centres [D, C] plus the running norm statistics; call([embeddings, labels]) returns scaled logits [B, C].
+    """Class centers [D, C] plus the running norm statistics; call([embeddings, labels]) returns scaled logits [B, C].
 
     With training=True (model.fit) each call first updates mu and sigma from the batch, then uses them;
     otherwise the statistics are left alone.

@@ -25,7 +25,7 @@ runs on the torch, jax and tensorflow backends; the labels-in-[0, C) check runs 
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `curricularface_logits(cosine, labels, t, ...)` returns the scaled logits [B, C];
-`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running t and returns the
+`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centers and the running t and returns the
 scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
@@ -109,7 +109,7 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 # --8<-- [start:curricularface]
 @keras.saving.register_keras_serializable(package="curricularface")
 class CurricularFaceHead(keras.layers.Layer):
-    """Class centres [D, C] plus the curriculum parameter t; call([embeddings, labels]) returns scaled logits [B, C].
+    """Class centers [D, C] plus the curriculum parameter t; call([embeddings, labels]) returns scaled logits [B, C].
 
     With training=True (model.fit) each call first updates t from the batch's target cosines, then uses it;
     otherwise t is left alone.

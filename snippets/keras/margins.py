@@ -1,6 +1,6 @@
 """Angular-margin softmax heads for Keras 3: NormFace, SphereFace, CosFace, ArcFace and their combined form.
 
-Idea: L2-normalise the embedding x and every class weight w_j, so the classifier's logit is the cosine of the
+Idea: L2-normalize the embedding x and every class center W_j, so the classifier's logit is the cosine of the
 angle between them, cos θ_j. Multiply by a scale s (the softmax needs logits of a few tens to become confident)
 and make the target class y harder to win by pushing its logit down with a margin m. Only the target column
 changes; every other column stays s·cos θ_j.
@@ -222,8 +222,8 @@ def combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0):
 # --8<-- [start:cosine_classifier]
 @keras.saving.register_keras_serializable(package="margins")
 class CosineClassifier(keras.layers.Layer):
-    """Class weights W [D, C] (Keras' Dense layout); returns cos θ [B, C] between normalised embeddings and
-    normalised class weights. No bias and no softmax: a margin loss adds the margin and the scale."""
+    """Class weights W [D, C] (Keras' Dense layout); returns cos θ [B, C] between normalized embeddings and
+    normalized class weights. No bias and no softmax: a margin loss adds the margin and the scale."""
 
     def __init__(self, embedding_size, num_classes, **kwargs):
         super().__init__(**kwargs)
@@ -232,7 +232,7 @@ class CosineClassifier(keras.layers.Layer):
     def build(self, input_shape):
         if len(input_shape) != 2 or input_shape[-1] != self.embedding_size:
             raise ValueError(f"embeddings must have shape [batch, {self.embedding_size}], got {tuple(input_shape)}")
-        self.kernel = self.add_weight(  # the scale is irrelevant: columns are normalised in call
+        self.kernel = self.add_weight(  # the scale is irrelevant: columns are normalized in call
             shape=(self.embedding_size, self.num_classes), initializer=keras.initializers.RandomNormal(stddev=0.01)
         )
 

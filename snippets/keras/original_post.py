@@ -8,13 +8,13 @@ each with numbers:
 1. the labels are cast to float before a sparse (integer-label) cross-entropy: TensorFlow's
    tf.nn.sparse_softmax_cross_entropy_with_logits rejects float labels; Keras 3 casts them back silently;
 2. the model ends in Dense + softmax, so y_pred is a probability in (0, 1), not a cosine: the weights are not
-   normalised and the "cosine" is never negative;
+   normalized and the "cosine" is never negative;
 3. cos(θ + m) is applied to EVERY class whose value exceeds the threshold, not only to the true class;
 4. past θ + m > π the fallback is s·cos θ instead of s·(cos θ - m·sin m): the target logit jumps UP there;
 5. sqrt(1 - cos²θ) is not guarded: the gradient is inf or NaN at cos θ = ±1.
 
 The corrected version keeps the post's network and training call and swaps the last layers and the loss for
-this guide's `CosineClassifier` (normalised weights, no bias, no softmax: the model outputs cosines) and
+this guide's `CosineClassifier` (normalized weights, no bias, no softmax: the model outputs cosines) and
 `MarginLoss("arcface")` (integer labels, margin on the target column only, the θ + m > π fallback, a guarded
 square root), both from margins.py next to this file. ArcFace: Deng et al., "ArcFace: Additive Angular Margin
 Loss for Deep Face Recognition", CVPR 2019, arXiv:1801.07698; s = 30 and m = 0.5 rad as in the post.
@@ -76,7 +76,7 @@ def create_model(input_shape, num_classes):
     norm_embeddings = Lambda(lambda x: ops.normalize(x, axis=1))(embeddings)  # changed: was tf.nn.l2_normalize
 
     # fully connected layer for classification
-    logits = Dense(num_classes)(norm_embeddings)  # defect 2: weights not normalised, plus a bias
+    logits = Dense(num_classes)(norm_embeddings)  # defect 2: weights not normalized, plus a bias
 
     # softmax output
     outputs = Activation("softmax")(logits)  # defect 2: probabilities in (0, 1) reach the loss as "cosines"
@@ -95,7 +95,7 @@ def create_corrected_model(input_shape, num_classes):
     x = BatchNormalization()(x)
     x = Activation("relu")(x)
     embeddings = Dense(embedding_size)(x)
-    # normalised embeddings and class weights, no bias, no softmax: the model outputs cos θ_j (fixes 2)
+    # normalized embeddings and class weights, no bias, no softmax: the model outputs cos θ_j (fixes 2)
     cosines = CosineClassifier(embedding_size, num_classes)(embeddings)
     return Model(inputs, cosines)
 

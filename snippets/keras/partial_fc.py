@@ -1,15 +1,15 @@
-"""Partial FC for Keras 3: a margin softmax whose denominator uses only a sample of the class centres at each step.
+"""Partial FC for Keras 3: a margin softmax whose denominator uses only a sample of the class centers at each step.
 
 An et al., "Partial FC: Training 10 Million Identities on a Single Machine",
 ICCV Workshops 2021, arXiv 2010.05222; An, Deng, Guo, Feng, Zhu, Yang, Liu, "Killing Two Birds with One Stone:
 Efficient and Robust Training of Face Recognition CNNs by Partial FC", CVPR 2022, arXiv 2203.15565.
 
 With C classes the last layer costs O(B * C * D) time and holds a [B, C] logit matrix. Partial FC keeps every
-class centre, but at each training step it scores the batch against only num_sample = min(C, max(r * C, B)) of
+class center, but at each training step it scores the batch against only num_sample = min(C, max(r * C, B)) of
 them (at least one per sample, so every present class fits): every class that occurs in the batch (the positives,
 whose target logit the loss needs) plus uniformly random other classes to fill up. The margin softmax then runs on
-[B, num_sample] logits with the labels re-indexed into the sample, and only the sampled centres receive a gradient
-in that step. r = 1 is the ordinary full softmax. Across GPUs, insightface shards the centres (each GPU samples
+[B, num_sample] logits with the labels re-indexed into the sample, and only the sampled centers receive a gradient
+in that step. r = 1 is the ordinary full softmax. Across GPUs, insightface shards the centers (each GPU samples
 from its own slice and the softmax sums are all-reduced); this file is the single-device version.
 
 Conventions (the same as the PyTorch twin, snippets/pytorch/partial_fc.py, name for name): angles and m in
@@ -24,7 +24,7 @@ backends. Checks that need label values (range, number of distinct classes) run 
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `sample_class_centers(labels, num_classes, num_sample, generator)` returns (index, remapped labels);
-`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centres (it samples
+`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centers (it samples
 them) and returns the scalar mean loss for (embeddings, labels).
 """
 
@@ -88,7 +88,7 @@ def _l2_normalize(x, axis, eps=1e-12):
 
 # --8<-- [start:sample_class_centers]
 def sample_class_centers(labels, num_classes, num_sample, generator=None):
-    """Pick num_sample class centres: all classes present in labels, then random others. Returns (index, remapped).
+    """Pick num_sample class centers: all classes present in labels, then random others. Returns (index, remapped).
 
     index: sorted int32 [num_sample] class ids; remapped: labels re-indexed so that index[remapped] == labels.
     generator: a keras.random.SeedGenerator (or an int seed, or None).
@@ -114,11 +114,11 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
 # --8<-- [start:partial_fc]
 @keras.saving.register_keras_serializable(package="partial_fc")
 class PartialFCLoss(keras.layers.Layer):
-    """Class centres [D, C] and a margin softmax on a per-step sample of them; call([embeddings, labels]) returns
+    """Class centers [D, C] and a margin softmax on a per-step sample of them; call([embeddings, labels]) returns
     the mean cross-entropy and adds it to the model's losses.
 
-    With training=True and sample_rate < 1 each call samples min(C, max(int(sample_rate * C), batch size)) centres;
-    otherwise all centres are used (the full-softmax loss).
+    With training=True and sample_rate < 1 each call samples min(C, max(int(sample_rate * C), batch size)) centers;
+    otherwise all centers are used (the full-softmax loss).
     """
 
     def __init__(
@@ -196,7 +196,7 @@ if __name__ == "__main__":
         labels, num_classes=10, num_sample=5, generator=keras.random.SeedGenerator(0)
     )
     index, remapped = ops.convert_to_numpy(index), ops.convert_to_numpy(remapped)
-    print("sampled centres:", index.tolist(), " remapped labels:", remapped.tolist())
+    print("sampled centers:", index.tolist(), " remapped labels:", remapped.tolist())
     print("index[remapped] == labels:", bool(np.all(index[remapped] == labels)))
 
     # A model ending in PartialFCLoss trains with model.fit and no loss= (the layer adds its own loss).

@@ -1,24 +1,24 @@
-"""Sub-center ArcFace for Keras 3: K centres per class, a sample only has to be near one of them.
+"""Sub-center ArcFace for Keras 3: Q centers per class, a sample only has to be near one of them.
 
-Idea: web-scale face data is noisy. Give every class K sub-centres instead of one weight vector; a sample's
-cosine to its class is the cosine to the NEAREST sub-centre, and ArcFace's margin is applied to that. Clean
-faces gather around one dominant sub-centre, while mislabelled or hard faces settle on the others instead of
-pulling the main centre away. After training, samples far (> 75 degrees) from their class's dominant
-sub-centre can be dropped as noise and a plain ArcFace retrained on the cleaned data.
+Idea: web-scale face data is noisy. Give every class Q sub-centers instead of one weight vector; a sample's
+cosine to its class is the cosine to the NEAREST sub-center, and ArcFace's margin is applied to that. Clean
+faces gather around one dominant sub-center, while mislabeled or hard faces settle on the others instead of
+pulling the main center away. After training, samples far (> 75 degrees) from their class's dominant
+sub-center can be dropped as noise and a plain ArcFace retrained on the cleaned data.
 
-    cos θ_j = max_k cos(x, w_{j,k}),   k = 1..K
+    cos θ_j = max_q cos(x, W_{j,q}),   q = 1..Q
     target logit  s·cos(θ_y + m)   while θ_y + m ≤ π,   else s·(cos θ_y - m·sin m)   (ArcFace, m in RADIANS)
 
 Paper: Deng, Guo, Liu, Gong, Zafeiriou, "Sub-center ArcFace: Boosting Face Recognition by Large-scale Noisy Web
-Faces", ECCV 2020; also in the TPAMI version of ArcFace (arXiv:1801.07698v4). Recommended K = 3.
+Faces", ECCV 2020; also in the TPAMI version of ArcFace (arXiv:1801.07698v4). Recommended Q = 3.
 
-Conventions (the same as the PyTorch twin, snippets/pytorch/subcenter.py, name for name): the sub-centre
-cosines are one [B, C·K] matrix; class j owns columns j·K .. j·K + K - 1. Functions take that matrix and return
+Conventions (the same as the PyTorch twin, snippets/pytorch/subcenter.py, name for name): the sub-center
+cosines are one [B, C·Q] matrix; class j owns columns j·Q .. j·Q + Q - 1. Functions take that matrix and return
 SCALED logits [B, C] for a sparse cross-entropy from logits. The ArcFace margin is the one of margins.py,
 repeated here so that this file runs on its own (float32 margin math, guarded sqrt, the θ + m > π fallback).
 
-Keras idiom: the model ends in `SubCenterCosineClassifier` (outputs the [B, C·K] cosines, no softmax) and is
-compiled with `SubCenterArcFaceLoss`; the predicted class is argmax(cosines) // K. Only keras.ops is used, so
+Keras idiom: the model ends in `SubCenterCosineClassifier` (outputs the [B, C·Q] cosines, no softmax) and is
+compiled with `SubCenterArcFaceLoss`; the predicted class is argmax(cosines) // Q. Only keras.ops is used, so
 one file runs on the torch, jax and tensorflow backends. As in margins.py, the check that labels lie in [0, C)
 needs concrete values and is skipped while jax.jit or tf.function traces.
 
@@ -26,7 +26,7 @@ Run `KERAS_BACKEND=torch python snippets/keras/subcenter.py` (or jax, tensorflow
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `subcenter_arcface_logits(cosine, labels, num_subcenters, s, m)` returns the scaled logits [B, C] for the
-[B, C·K] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
+[B, C·Q] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
 `SubCenterArcFaceLoss(num_subcenters, s, m)` takes them and the labels and returns the scalar mean loss.
 """
 
@@ -54,7 +54,7 @@ def _check_inputs(cosine, labels, num_subcenters):
     cosine = ops.convert_to_tensor(cosine)
     dtype = keras.backend.standardize_dtype(cosine.dtype)
     if len(shape) != 2 or "float" not in dtype:
-        raise ValueError(f"cosine must be a 2-D float tensor [batch, classes·K], got {dtype} of shape {shape}")
+        raise ValueError(f"cosine must be a 2-D float tensor [batch, classes·Q], got {dtype} of shape {shape}")
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(f"cosine is empty (shape {shape}): need at least one sample and one class")
     if shape[1] % num_subcenters:
@@ -84,7 +84,7 @@ def _l2_normalize(x, axis, eps=1e-12):
 
 # --8<-- [start:subcenter_arcface_logits]
 def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
-    """[B, C·K] cosines to sub-centres -> ArcFace logits [B, C] on the nearest sub-centre of each class."""
+    """[B, C·Q] cosines to sub-centers -> ArcFace logits [B, C] on the nearest sub-center of each class."""
     cosine, labels = _check_inputs(cosine, labels, num_subcenters)
     if not (s > 0 and math.isfinite(s)):
         raise ValueError(f"scale s must be a finite number > 0, got {s}")
@@ -93,7 +93,7 @@ def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
     if keras.backend.standardize_dtype(cosine.dtype) != "float64":
         cosine = ops.cast(cosine, "float32")  # margin in float32 under bf16/fp16
     num_classes = cosine.shape[1] // num_subcenters
-    cosine = ops.max(ops.reshape(cosine, (-1, num_classes, num_subcenters)), axis=2)  # nearest sub-centre per class
+    cosine = ops.max(ops.reshape(cosine, (-1, num_classes, num_subcenters)), axis=2)  # nearest sub-center per class
     cos_t = ops.take_along_axis(cosine, labels[:, None], axis=1)
     cos_t = ops.where(cos_t > 1.0, 1.0, ops.where(cos_t < -1.0, -1.0, cos_t))  # clamp (where: exact gradient at ±1)
     squared_sin = 1.0 - cos_t * cos_t
@@ -108,15 +108,15 @@ def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
 
 # --8<-- [start:subcenter_outliers]
 def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi / 180):
-    """Dominant sub-centre of each class (the one most of its samples are nearest to) and a [B] bool mask of
-    samples more than `max_angle` radians away from their class's dominant sub-centre (likely label noise)."""
+    """Dominant sub-center of each class (the one most of its samples are nearest to) and a [B] bool mask of
+    samples more than `max_angle` radians away from their class's dominant sub-center (likely label noise)."""
     cosine, labels = _check_inputs(cosine, labels, num_subcenters)
     num_classes = cosine.shape[1] // num_subcenters
     cosine = ops.stop_gradient(ops.reshape(cosine, (-1, num_classes, num_subcenters)))
-    own = ops.take_along_axis(cosine, labels[:, None, None], axis=1)[:, 0, :]  # [B, K]: the sample's own class
-    nearest = ops.one_hot(ops.argmax(own, axis=1), num_subcenters)  # [B, K]
-    votes = ops.matmul(ops.transpose(ops.one_hot(labels, num_classes)), nearest)  # [C, K] sample counts
-    dominant = ops.argmax(votes, axis=1)  # [C]; classes without samples get sub-centre 0
+    own = ops.take_along_axis(cosine, labels[:, None, None], axis=1)[:, 0, :]  # [B, Q]: the sample's own class
+    nearest = ops.one_hot(ops.argmax(own, axis=1), num_subcenters)  # [B, Q]
+    votes = ops.matmul(ops.transpose(ops.one_hot(labels, num_classes)), nearest)  # [C, Q] sample counts
+    dominant = ops.argmax(votes, axis=1)  # [C]; classes without samples get sub-center 0
     outliers = ops.take_along_axis(own, ops.take(dominant, labels)[:, None], axis=1)[:, 0] < math.cos(max_angle)
     return dominant, outliers
 
@@ -127,8 +127,8 @@ def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi 
 # --8<-- [start:subcenter_arcface]
 @keras.saving.register_keras_serializable(package="subcenter")
 class SubCenterCosineClassifier(keras.layers.Layer):
-    """num_classes·num_subcenters class centres W [D, C·K]; returns the cosines [B, C·K] (class j: columns
-    j·K .. j·K + K - 1) between normalised embeddings and normalised sub-centres. Predict with argmax // K."""
+    """num_classes·num_subcenters class centers W [D, C·Q]; returns the cosines [B, C·Q] (class j: columns
+    j·Q .. j·Q + Q - 1) between normalized embeddings and normalized sub-centers. Predict with argmax // Q."""
 
     def __init__(self, embedding_size, num_classes, num_subcenters=3, **kwargs):
         super().__init__(**kwargs)
@@ -139,7 +139,7 @@ class SubCenterCosineClassifier(keras.layers.Layer):
     def build(self, input_shape):
         if len(input_shape) != 2 or input_shape[-1] != self.embedding_size:
             raise ValueError(f"embeddings must have shape [batch, {self.embedding_size}], got {tuple(input_shape)}")
-        self.kernel = self.add_weight(  # the scale is irrelevant: columns are normalised in call
+        self.kernel = self.add_weight(  # the scale is irrelevant: columns are normalized in call
             shape=(self.embedding_size, self.num_classes * self.num_subcenters),
             initializer=keras.initializers.RandomNormal(stddev=0.01),
         )
@@ -161,8 +161,8 @@ class SubCenterCosineClassifier(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="subcenter")
 class SubCenterArcFaceLoss(keras.losses.Loss):
-    """ArcFace on the nearest sub-centre + mean cross-entropy: y_true integer class ids [B] (or [B, 1]),
-    y_pred the [B, C·K] cosines of a SubCenterCosineClassifier with the same num_subcenters."""
+    """ArcFace on the nearest sub-center + mean cross-entropy: y_true integer class ids [B] (or [B, 1]),
+    y_pred the [B, C·Q] cosines of a SubCenterCosineClassifier with the same num_subcenters."""
 
     def __init__(
         self,
@@ -193,21 +193,21 @@ class SubCenterArcFaceLoss(keras.losses.Loss):
 
 
 if __name__ == "__main__":
-    # Two samples, three classes, K = 2 sub-centres; columns are (class 0: k=0, k=1), (class 1: ...), ...
-    # Sample 0 (class 0) is near class 0's SECOND sub-centre: cosine 0.7 there, -0.7 at the first.
+    # Two samples, three classes, Q = 2 sub-centers; columns are (class 0: q=0, q=1), (class 1: ...), ...
+    # Sample 0 (class 0) is near class 0's SECOND sub-center: cosine 0.7 there, -0.7 at the first.
     cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]])
     labels = np.array([0, 1])
     logits = subcenter_arcface_logits(cosine, labels, num_subcenters=2, s=64.0, m=0.5)
     print("backend:", keras.backend.backend())
-    print("nearest-sub-centre cosines:", cosine.reshape(2, 3, 2).max(2).tolist())
+    print("nearest-sub-center cosines:", cosine.reshape(2, 3, 2).max(2).tolist())
     print("logits:", ops.convert_to_numpy(logits).astype("float64").round(4).tolist())
     loss = ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
     print("loss:", round(float(ops.convert_to_numpy(loss)), 6))
-    # By hand: the max over sub-centres gives [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], the ArcFace worked example,
+    # By hand: the max over sub-centers gives [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], the ArcFace worked example,
     # so the logits are [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]] and the loss is 1.484475.
     dominant, outliers = subcenter_outliers(cosine, labels, num_subcenters=2)
     print(
-        "dominant sub-centre per class:",
+        "dominant sub-center per class:",
         ops.convert_to_numpy(dominant).tolist(),
         " outliers (> 75 degrees):",
         ops.convert_to_numpy(outliers).tolist(),
@@ -216,4 +216,4 @@ if __name__ == "__main__":
     keras.utils.set_random_seed(0)
     layer, loss_fn = SubCenterCosineClassifier(4, 3, num_subcenters=2), SubCenterArcFaceLoss(num_subcenters=2)
     loss = loss_fn(labels, layer(keras.random.normal((2, 4))))
-    print("SubCenterArcFaceLoss(K=2) on a random batch of two:", round(float(ops.convert_to_numpy(loss)), 4))
+    print("SubCenterArcFaceLoss(Q=2) on a random batch of two:", round(float(ops.convert_to_numpy(loss)), 4))

@@ -1,9 +1,10 @@
 """Triplet losses for Keras 3: plain, batch-hard and batch-all, on Euclidean distances between embeddings.
 
 Idea: an anchor a should be closer to a positive p (same class) than to a negative n (other class) by at least
-a margin α. Only the relative distances matter, so the loss is zero once every triplet respects the margin:
+a margin m (the code's `margin`). Only the relative distances matter, so the loss is zero once every triplet
+respects the margin:
 
-    ℓ(a, p, n) = max(0, d(a, p) - d(a, n) + α),     d(x, y) = ‖x - y‖₂  (not squared)
+    ℓ(a, p, n) = max(0, d(a, p) - d(a, n) + m),     d(x, y) = ‖x - y‖₂  (not squared)
 
 Which triplets to use decides whether training works. With a P×K batch (P classes, K samples each):
 - batch-hard: for every anchor, its farthest positive and its nearest negative in the batch; mean over the
@@ -17,7 +18,7 @@ Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person Re-Identificat
 arXiv:1703.07737 (batch-hard, batch-all, P×K batches, plain Euclidean distance).
 
 Conventions (the same as the PyTorch twin, snippets/pytorch/triplet.py, name for name): distances are Euclidean
-on the embeddings AS GIVEN (normalise them first if you want the unit sphere; the margin is then in the units of
+on the embeddings AS GIVEN (normalize them first if you want the unit sphere; the margin is then in the units of
 a chord, between 0 and 2). Distances are computed in float32 even for bfloat16/float16 inputs. The square root
 is taken of a value clamped away from 0, so the gradient stays finite when two embeddings coincide.
 
@@ -145,7 +146,7 @@ def batch_all_triplet_loss(embeddings, labels, margin=0.2):
     distances = pairwise_distances(embeddings)
     same, positive = _masks(labels)
     valid = ops.logical_and(positive[:, :, None], ops.logical_not(same)[:, None, :])  # [a, p, n]
-    losses = ops.relu(distances[:, :, None] - distances[:, None, :] + margin)  # d(a,p) - d(a,n) + α
+    losses = ops.relu(distances[:, :, None] - distances[:, None, :] + margin)  # d(a,p) - d(a,n) + m
     losses = ops.where(valid, losses, 0.0)
     count = ops.sum(ops.cast(losses > 0, losses.dtype))
     return ops.sum(losses) / ops.maximum(count, 1.0)

@@ -2,7 +2,7 @@
 
 Kim, Jain, Liu, "AdaFace: Quality Adaptive Margin for Face Recognition", CVPR 2022, arXiv 2204.00964.
 
-The norm ||x|| of the embedding before normalisation is standardised with running batch statistics and clipped:
+The norm ||x|| of the embedding before normalization is standardized with running batch statistics and clipped:
 
     ms = clip(h * (||x|| - mu) / (sigma + eps), -1, 1)          (norms detached: no gradient through the margin)
 
@@ -27,7 +27,7 @@ its old value instead of becoming NaN (the authors' code turns the whole row and
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `adaface_logits(cosine, labels, norms, batch_mean, batch_std, ...)` returns the scaled logits [B, C];
-`AdaFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running norm statistics and
+`AdaFaceHead(embedding_size, num_classes, ...)` holds the class centers and the running norm statistics and
 returns the scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
@@ -71,7 +71,7 @@ def _check_inputs(cosine, labels, s, m):
 def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, h=0.333, eps=1e-3):
     """Scaled AdaFace logits [B, C]: only the target column gets the norm-adaptive margin.
 
-    cosine: [B, C] cosines; labels: [B] integer targets; norms: [B] (or [B, 1]) norms of the un-normalised embeddings;
+    cosine: [B, C] cosines; labels: [B] integer targets; norms: [B] (or [B, 1]) norms of the un-normalized embeddings;
     batch_mean, batch_std: the running statistics mu, sigma of the norms (numbers or 0-d tensors).
     """
     _check_inputs(cosine, labels, s, m)
@@ -100,7 +100,7 @@ def adaface_logits(cosine, labels, norms, batch_mean, batch_std, s=64.0, m=0.4, 
 
 # --8<-- [start:adaface]
 class AdaFaceHead(nn.Module):
-    """Class centres plus the running norm statistics; forward(embeddings, labels) returns the scaled logits [B, C].
+    """Class centers plus the running norm statistics; forward(embeddings, labels) returns the scaled logits [B, C].
 
     Feed the logits to F.cross_entropy(logits, labels). In train() mode each call first updates mu and sigma from
     the batch, then uses them; in eval() mode the statistics are left alone.
@@ -111,7 +111,7 @@ class AdaFaceHead(nn.Module):
         if not (0 < t_alpha <= 1):
             raise ValueError(f"t_alpha must be in (0, 1], got {t_alpha}")
         self.s, self.m, self.h, self.t_alpha, self.eps = s, m, h, t_alpha, 1e-3
-        self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class centre
+        self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class center
         self.register_buffer("batch_mean", torch.tensor(20.0))
         self.register_buffer("batch_std", torch.tensor(100.0))
 

@@ -23,7 +23,7 @@ sqrt(1 - cos^2) is guarded so gradients stay finite at cos(theta) = +-1.
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `curricularface_logits(cosine, labels, t, ...)` returns the scaled logits [B, C];
-`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centres and the running t and returns the
+`CurricularFaceHead(embedding_size, num_classes, ...)` holds the class centers and the running t and returns the
 scaled logits [B, C] for (embeddings, labels) - a head, not a loss: take the cross-entropy yourself.
 """
 
@@ -88,7 +88,7 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 
 # --8<-- [start:curricularface]
 class CurricularFaceHead(nn.Module):
-    """Class centres plus the running curriculum parameter t; forward(embeddings, labels) returns scaled logits [B, C].
+    """Class centers plus the running curriculum parameter t; forward(embeddings, labels) returns scaled logits [B, C].
 
     Feed the logits to F.cross_entropy(logits, labels). In train() mode each call first updates t from the batch's
     target cosines, then uses it; in eval() mode t is left alone.
@@ -99,7 +99,7 @@ class CurricularFaceHead(nn.Module):
         if not (0 < momentum <= 1):
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
         self.s, self.m, self.momentum = s, m, momentum
-        self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class centre
+        self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class center
         self.register_buffer("t", torch.tensor(0.0))
 
     def forward(self, embeddings, labels):

@@ -1,6 +1,6 @@
 """Angular-margin softmax heads: NormFace, SphereFace, CosFace, ArcFace and their combined form.
 
-Idea: L2-normalise the embedding x and every class weight w_j, so the classifier's logit is the cosine of the
+Idea: L2-normalize the embedding x and every class center W_j, so the classifier's logit is the cosine of the
 angle between them, cos θ_j. Multiply by a scale s (the softmax needs logits of a few tens to become confident)
 and make the target class y harder to win by pushing its logit down with a margin m. Only the target column
 changes; every other column stays s·cos θ_j.
@@ -169,12 +169,12 @@ def combined_margin_logits(cosine, labels, s=64.0, m1=1.0, m2=0.5, m3=0.0):
 
 # --8<-- [start:cosine_classifier]
 class CosineClassifier(nn.Module):
-    """Class weights W [C, D]; returns cos θ [B, C] between normalised embeddings and normalised weights."""
+    """Class weights W [C, D]; returns cos θ [B, C] between normalized embeddings and normalized weights."""
 
     def __init__(self, embedding_size, num_classes):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
-        nn.init.normal_(self.weight, std=0.01)  # the scale is irrelevant: rows are normalised in forward
+        nn.init.normal_(self.weight, std=0.01)  # the scale is irrelevant: rows are normalized in forward
 
     def forward(self, embeddings):
         if embeddings.dim() != 2 or embeddings.shape[1] != self.weight.shape[1]:
@@ -203,7 +203,7 @@ class MarginLoss(nn.Module):
 
     `cosine` is the [B, C] output of a CosineClassifier; `margin_args` go to the margin function (s, m, or
     m1/m2/m3), unset ones keep its defaults. The class weights live in the CosineClassifier, not here (as in
-    Keras): optimise the parameters of both backbone and classifier.
+    Keras): optimize the parameters of both backbone and classifier.
     """
 
     def __init__(self, margin="arcface", **margin_args):

@@ -1,23 +1,23 @@
-"""Partial FC: a margin softmax whose denominator uses only a sample of the class centres at each step.
+"""Partial FC: a margin softmax whose denominator uses only a sample of the class centers at each step.
 
 An et al., "Partial FC: Training 10 Million Identities on a Single Machine",
 ICCV Workshops 2021, arXiv 2010.05222; An, Deng, Guo, Feng, Zhu, Yang, Liu, "Killing Two Birds with One Stone:
 Efficient and Robust Training of Face Recognition CNNs by Partial FC", CVPR 2022, arXiv 2203.15565.
 
 With C classes the last layer costs O(B * C * D) time and holds a [B, C] logit matrix. Partial FC keeps every
-class centre, but at each training step it scores the batch against only num_sample = min(C, max(r * C, B)) of
+class center, but at each training step it scores the batch against only num_sample = min(C, max(r * C, B)) of
 them (at least one per sample, so every present class fits): every class that occurs in the batch (the positives,
 whose target logit the loss needs) plus uniformly random other classes to fill up. The margin softmax then runs on
-[B, num_sample] logits with the labels re-indexed into the sample, and only the sampled centres receive a gradient
+[B, num_sample] logits with the labels re-indexed into the sample, and only the sampled centers receive a gradient
 in that step. r = 1 is the ordinary full softmax.
 (insightface uses the positives alone when r * C is smaller than their number; a size fixed by r, C and B keeps
 the shapes static, which the Keras twin needs under jax.jit.)
 
-Across GPUs (insightface arcface_torch, partial_fc_v2.py) the centres are sharded: rank k of W owns about C / W
-consecutive classes and samples from its own shard only; the embeddings and labels of all ranks are all-gathered,
-labels outside the local shard become -1 (no target there), and the softmax max and sum are all-reduced so that
-every rank computes its part of one global cross-entropy. This file is the single-process version of the same
-computation: one shard that owns all classes.
+Across GPUs (insightface arcface_torch, partial_fc_v2.py) the centers are sharded: rank g of the G ranks owns about
+C / G consecutive classes and samples from its own shard only; the embeddings and labels of all ranks are
+all-gathered, labels outside the local shard become -1 (no target there), and the softmax max and sum are
+all-reduced so that every rank computes its part of one global cross-entropy. This file is the single-process
+version of the same computation: one shard that owns all classes.
 
 Conventions (shared with margins.py): angles and m in radians; ArcFace target s * cos(theta + m), falling back to
 s * (cos(theta) - m * sin(m)) once cos(theta) < cos(pi - m); CosFace target s * (cos(theta) - m); only the target
@@ -25,7 +25,7 @@ column changes; margin math in float32; `PartialFCLoss` returns the mean cross-e
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `sample_class_centers(labels, num_classes, num_sample, generator)` returns (index, remapped labels);
-`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centres (it samples
+`PartialFCLoss(embedding_size, num_classes, sample_rate, margin, s, m, seed)` holds the class centers (it samples
 them) and returns the scalar mean loss for (embeddings, labels).
 """
 
@@ -71,7 +71,7 @@ def _margin_logits(cosine, labels, margin, s, m):
 
 # --8<-- [start:sample_class_centers]
 def sample_class_centers(labels, num_classes, num_sample, generator=None):
-    """Pick num_sample class centres: all classes present in labels, then random others. Returns (index, remapped).
+    """Pick num_sample class centers: all classes present in labels, then random others. Returns (index, remapped).
 
     index: sorted int64 [num_sample] class ids; remapped: labels re-indexed so that index[remapped] == labels.
     The generator (optional torch.Generator) must live on the same device as labels.
@@ -93,10 +93,10 @@ def sample_class_centers(labels, num_classes, num_sample, generator=None):
 
 # --8<-- [start:partial_fc]
 class PartialFCLoss(nn.Module):
-    """Class centres [C, D] and a margin softmax on a per-step sample of them; forward returns the mean CE loss.
+    """Class centers [C, D] and a margin softmax on a per-step sample of them; forward returns the mean CE loss.
 
-    In train() mode with sample_rate < 1, each call samples min(C, max(int(sample_rate * C), batch size)) centres.
-    In eval() mode, or with sample_rate = 1, all centres are used (the full-softmax loss).
+    In train() mode with sample_rate < 1, each call samples min(C, max(int(sample_rate * C), batch size)) centers.
+    In eval() mode, or with sample_rate = 1, all centers are used (the full-softmax loss).
     """
 
     def __init__(self, embedding_size, num_classes, sample_rate=0.1, margin="arcface", s=64.0, m=0.5, seed=None):
@@ -110,7 +110,7 @@ class PartialFCLoss(nn.Module):
         if not (0 <= m < math.pi / 2):
             raise ValueError(f"m must be in [0, pi/2) (radians for ArcFace), got {m}")
         self.num_classes, self.sample_rate, self.margin, self.s, self.m = num_classes, sample_rate, margin, s, m
-        self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class centre
+        self.weight = nn.Parameter(torch.randn(num_classes, embedding_size) * 0.01)  # one row per class center
         self.seed, self.generator = seed, None  # seed=None: the sample follows torch's global generator
 
     def forward(self, embeddings, labels):
@@ -143,7 +143,7 @@ if __name__ == "__main__":
     index, remapped = sample_class_centers(
         labels, num_classes=10, num_sample=5, generator=torch.Generator().manual_seed(0)
     )
-    print("sampled centres:", index.tolist(), " remapped labels:", remapped.tolist())
+    print("sampled centers:", index.tolist(), " remapped labels:", remapped.tolist())
     print("index[remapped] == labels:", torch.equal(index[remapped], labels))
 
     torch.manual_seed(0)
@@ -152,6 +152,6 @@ if __name__ == "__main__":
     loss = head(embeddings, y)
     loss.backward()
     rows_with_grad = int((head.weight.grad.abs().sum(dim=1) > 0).sum())
-    print(f"loss {loss.item():.4f}; centres with a gradient: {rows_with_grad} of 1000 (100 sampled)")
+    print(f"loss {loss.item():.4f}; centers with a gradient: {rows_with_grad} of 1000 (100 sampled)")
     head.eval()
     print(f"full-softmax loss in eval mode: {head(embeddings, y).item():.4f}")

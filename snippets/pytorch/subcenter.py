@@ -1,19 +1,19 @@
-"""Sub-center ArcFace: K centres per class, a sample only has to be near one of them.
+"""Sub-center ArcFace: Q centers per class, a sample only has to be near one of them.
 
-Idea: web-scale face data is noisy. Give every class K sub-centres instead of one weight vector; a sample's
-cosine to its class is the cosine to the NEAREST sub-centre, and ArcFace's margin is applied to that. Clean
-faces gather around one dominant sub-centre, while mislabelled or hard faces settle on the others instead of
-pulling the main centre away. After training, samples far (> 75 degrees) from their class's dominant
-sub-centre can be dropped as noise and a plain ArcFace retrained on the cleaned data.
+Idea: web-scale face data is noisy. Give every class Q sub-centers instead of one weight vector; a sample's
+cosine to its class is the cosine to the NEAREST sub-center, and ArcFace's margin is applied to that. Clean
+faces gather around one dominant sub-center, while mislabeled or hard faces settle on the others instead of
+pulling the main center away. After training, samples far (> 75 degrees) from their class's dominant
+sub-center can be dropped as noise and a plain ArcFace retrained on the cleaned data.
 
-    cos θ_j = max_k cos(x, w_{j,k}),   k = 1..K
+    cos θ_j = max_q cos(x, W_{j,q}),   q = 1..Q
     target logit  s·cos(θ_y + m)   while θ_y + m ≤ π,   else s·(cos θ_y - m·sin m)   (ArcFace, m in RADIANS)
 
 Paper: Deng, Guo, Liu, Gong, Zafeiriou, "Sub-center ArcFace: Boosting Face Recognition by Large-scale Noisy Web
-Faces", ECCV 2020; also in the TPAMI version of ArcFace (arXiv:1801.07698v4). Recommended K = 3.
+Faces", ECCV 2020; also in the TPAMI version of ArcFace (arXiv:1801.07698v4). Recommended Q = 3.
 
-Conventions: the class weights are one [C·K, D] matrix; class j owns rows j·K .. j·K + K - 1 (the same order as
-pytorch-metric-learning's SubCenterArcFaceLoss columns). Functions take the [B, C·K] cosine matrix and return
+Conventions: the class weights are one [C·Q, D] matrix; class j owns rows j·Q .. j·Q + Q - 1 (the same order as
+pytorch-metric-learning's SubCenterArcFaceLoss columns). Functions take the [B, C·Q] cosine matrix and return
 SCALED logits [B, C] for `torch.nn.functional.cross_entropy`. The ArcFace margin is the one of margins.py,
 repeated here so that this file runs on its own.
 
@@ -21,7 +21,7 @@ Run `python snippets/pytorch/subcenter.py` for a worked example you can check by
 
 Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 `subcenter_arcface_logits(cosine, labels, num_subcenters, s, m)` returns the scaled logits [B, C] for the
-[B, C·K] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
+[B, C·Q] cosines; `SubCenterCosineClassifier(embedding_size, num_classes, num_subcenters)` returns those cosines;
 `SubCenterArcFaceLoss(num_subcenters, s, m)` takes them and the labels and returns the scalar mean loss.
 """
 
@@ -39,7 +39,7 @@ def _check_inputs(cosine, labels, num_subcenters):
         raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
     if cosine.dim() != 2 or not cosine.is_floating_point():
         raise ValueError(
-            f"cosine must be a 2-D float tensor [batch, classes·K], got {cosine.dtype} of shape {tuple(cosine.shape)}"
+            f"cosine must be a 2-D float tensor [batch, classes·Q], got {cosine.dtype} of shape {tuple(cosine.shape)}"
         )
     if cosine.shape[0] == 0 or cosine.shape[1] == 0:
         raise ValueError(f"cosine is empty (shape {tuple(cosine.shape)}): need at least one sample and one class")
@@ -61,14 +61,14 @@ def _check_inputs(cosine, labels, num_subcenters):
 
 # --8<-- [start:subcenter_arcface_logits]
 def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
-    """[B, C·K] cosines to sub-centres -> ArcFace logits [B, C] on the nearest sub-centre of each class."""
+    """[B, C·Q] cosines to sub-centers -> ArcFace logits [B, C] on the nearest sub-center of each class."""
     _check_inputs(cosine, labels, num_subcenters)
     if not (s > 0 and math.isfinite(s)):
         raise ValueError(f"scale s must be a finite number > 0, got {s}")
     if not 0 <= m < math.pi / 2:
         raise ValueError(f"ArcFace margin m must be in [0, π/2) radians, got {m}")
     cosine = cosine.to(torch.promote_types(cosine.dtype, torch.float32))  # margin in float32 under bf16/fp16
-    cosine = cosine.reshape(cosine.shape[0], -1, num_subcenters).amax(dim=2)  # nearest sub-centre per class
+    cosine = cosine.reshape(cosine.shape[0], -1, num_subcenters).amax(dim=2)  # nearest sub-center per class
     index = labels[:, None].long()
     cos_t = cosine.gather(1, index).clamp(-1.0, 1.0)
     sin_t = (1.0 - cos_t * cos_t).clamp(min=1e-20).sqrt()  # clamp: finite gradient at cos θ = ±1
@@ -82,16 +82,16 @@ def subcenter_arcface_logits(cosine, labels, num_subcenters=3, s=64.0, m=0.5):
 
 # --8<-- [start:subcenter_outliers]
 def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi / 180):
-    """Dominant sub-centre of each class (the one most of its samples are nearest to) and a [B] bool mask of
-    samples more than `max_angle` radians away from their class's dominant sub-centre (likely label noise)."""
+    """Dominant sub-center of each class (the one most of its samples are nearest to) and a [B] bool mask of
+    samples more than `max_angle` radians away from their class's dominant sub-center (likely label noise)."""
     _check_inputs(cosine, labels, num_subcenters)
     labels = labels.long()
     num_classes = cosine.shape[1] // num_subcenters
     with torch.no_grad():
-        own = cosine.reshape(cosine.shape[0], num_classes, num_subcenters)[torch.arange(len(labels)), labels]  # [B, K]
+        own = cosine.reshape(cosine.shape[0], num_classes, num_subcenters)[torch.arange(len(labels)), labels]  # [B, Q]
         votes = torch.zeros(num_classes, num_subcenters, device=cosine.device)
         votes.index_put_((labels, own.argmax(dim=1)), torch.ones(len(labels), device=cosine.device), accumulate=True)
-        dominant = votes.argmax(dim=1)  # [C]; classes without samples get sub-centre 0
+        dominant = votes.argmax(dim=1)  # [C]; classes without samples get sub-center 0
         outliers = own.gather(1, dominant[labels][:, None])[:, 0] < math.cos(max_angle)
     return dominant, outliers
 
@@ -101,8 +101,8 @@ def subcenter_outliers(cosine, labels, num_subcenters=3, max_angle=75 * math.pi 
 
 # --8<-- [start:subcenter_arcface]
 class SubCenterCosineClassifier(nn.Module):
-    """num_classes·num_subcenters class centres W [C·K, D]; returns the cosines [B, C·K] (class j: columns
-    j·K .. j·K + K - 1) between normalised embeddings and normalised sub-centres. Predict with argmax // K."""
+    """num_classes·num_subcenters class centers W [C·Q, D]; returns the cosines [B, C·Q] (class j: columns
+    j·Q .. j·Q + Q - 1) between normalized embeddings and normalized sub-centers. Predict with argmax // Q."""
 
     def __init__(self, embedding_size, num_classes, num_subcenters=3):
         super().__init__()
@@ -110,7 +110,7 @@ class SubCenterCosineClassifier(nn.Module):
             raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
         self.num_subcenters = num_subcenters
         self.weight = nn.Parameter(torch.empty(num_classes * num_subcenters, embedding_size))
-        nn.init.normal_(self.weight, std=0.01)  # the scale is irrelevant: rows are normalised in forward
+        nn.init.normal_(self.weight, std=0.01)  # the scale is irrelevant: rows are normalized in forward
 
     def forward(self, embeddings):
         if embeddings.dim() != 2 or embeddings.shape[1] != self.weight.shape[1]:
@@ -121,8 +121,8 @@ class SubCenterCosineClassifier(nn.Module):
 
 
 class SubCenterArcFaceLoss(nn.Module):
-    """ArcFace on the nearest sub-centre + mean cross-entropy: forward(cosine, labels) returns the scalar loss for
-    the [B, C·K] cosines of a SubCenterCosineClassifier with the same num_subcenters."""
+    """ArcFace on the nearest sub-center + mean cross-entropy: forward(cosine, labels) returns the scalar loss for
+    the [B, C·Q] cosines of a SubCenterCosineClassifier with the same num_subcenters."""
 
     def __init__(self, num_subcenters=3, s=64.0, m=0.5):
         super().__init__()
@@ -140,22 +140,22 @@ class SubCenterArcFaceLoss(nn.Module):
 
 
 if __name__ == "__main__":
-    # Two samples, three classes, K = 2 sub-centres; columns are (class 0: k=0, k=1), (class 1: ...), ...
-    # Sample 0 (class 0) is near class 0's SECOND sub-centre: cosine 0.7 there, -0.7 at the first.
+    # Two samples, three classes, Q = 2 sub-centers; columns are (class 0: q=0, q=1), (class 1: ...), ...
+    # Sample 0 (class 0) is near class 0's SECOND sub-center: cosine 0.7 there, -0.7 at the first.
     cosine = torch.tensor(
         [[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype=torch.float64
     )
     labels = torch.tensor([0, 1])
     logits = subcenter_arcface_logits(cosine, labels, num_subcenters=2, s=64.0, m=0.5)
-    print("nearest-sub-centre cosines:", cosine.view(2, 3, 2).amax(2).tolist())
+    print("nearest-sub-center cosines:", cosine.view(2, 3, 2).amax(2).tolist())
     print("logits:", logits.numpy().round(4).tolist())
     print("loss:", round(F.cross_entropy(logits, labels).item(), 6))
-    # By hand: the max over sub-centres gives [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], the ArcFace worked example,
+    # By hand: the max over sub-centers gives [[0.7, 0.3, 0.1], [0.2, 0.75, 0.35]], the ArcFace worked example,
     # so the logits are [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]] and the loss is 1.484475.
     dominant, outliers = subcenter_outliers(cosine, labels, num_subcenters=2)
-    print("dominant sub-centre per class:", dominant.tolist(), " outliers (> 75 degrees):", outliers.tolist())
+    print("dominant sub-center per class:", dominant.tolist(), " outliers (> 75 degrees):", outliers.tolist())
 
     torch.manual_seed(0)
     classifier, loss_fn = SubCenterCosineClassifier(4, 3, num_subcenters=2), SubCenterArcFaceLoss(num_subcenters=2)
     loss = loss_fn(classifier(torch.randn(2, 4)), labels).item()
-    print("SubCenterArcFaceLoss(K=2) on an untrained classifier, a random batch of two:", round(loss, 4))
+    print("SubCenterArcFaceLoss(Q=2) on an untrained classifier, a random batch of two:", round(loss, 4))

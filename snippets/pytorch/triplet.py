@@ -1,9 +1,10 @@
 """Triplet losses: plain, batch-hard and batch-all, on Euclidean distances between embeddings.
 
 Idea: an anchor a should be closer to a positive p (same class) than to a negative n (other class) by at least
-a margin α. Only the relative distances matter, so the loss is zero once every triplet respects the margin:
+a margin m (the code's `margin`). Only the relative distances matter, so the loss is zero once every triplet
+respects the margin:
 
-    ℓ(a, p, n) = max(0, d(a, p) - d(a, n) + α),     d(x, y) = ‖x - y‖₂  (not squared)
+    ℓ(a, p, n) = max(0, d(a, p) - d(a, n) + m),     d(x, y) = ‖x - y‖₂  (not squared)
 
 Which triplets to use decides whether training works. With a P×K batch (P classes, K samples each):
 - batch-hard: for every anchor, its farthest positive and its nearest negative in the batch; mean over the
@@ -16,7 +17,7 @@ CVPR 2015, arXiv:1503.03832 (triplet loss, α = 0.2 on unit-length embeddings, s
 Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person Re-Identification", arXiv preprint 2017,
 arXiv:1703.07737 (batch-hard, batch-all, P×K batches, plain Euclidean distance).
 
-Conventions: distances are Euclidean on the embeddings AS GIVEN (normalise them first if you want the unit
+Conventions: distances are Euclidean on the embeddings AS GIVEN (normalize them first if you want the unit
 sphere; the margin is then in the units of a chord, between 0 and 2). Distances are computed in float32 even
 for bfloat16/float16 inputs or under autocast. The square root is taken of a value clamped away from 0, so the
 gradient stays finite when two embeddings coincide.
@@ -123,7 +124,7 @@ def batch_all_triplet_loss(embeddings, labels, margin=0.2):
     same = labels[:, None] == labels[None, :]
     positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     valid = positive[:, :, None] & ~same[:, None, :]  # [a, p, n]
-    losses = F.relu(distances[:, :, None] - distances[:, None, :] + margin) * valid  # d(a,p) - d(a,n) + α
+    losses = F.relu(distances[:, :, None] - distances[:, None, :] + margin) * valid  # d(a,p) - d(a,n) + m
     return losses.sum() / (losses > 0).sum().clamp(min=1)
 
 

@@ -125,4 +125,4 @@ def test_runs_as_a_script(capsys):
     """The file's __main__ block."""
     out = snippet_main_output("subcenter.py", capsys)
     assert "logits: [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]]" in out
-    assert "dominant sub-centre per class: [1, 0, 0]" in out
+    assert "dominant sub-center per class: [1, 0, 0]" in out
