@@ -43,6 +43,10 @@ PLANNED_FIGURES = {
     "glyph-sweeps.svg",
     "glyph-gallery.svg",
     "glyph-embeddings.svg",
+    "adaface-margin.svg",
+    "curricularface-negatives.svg",
+    "arcface-geometry.svg",
+    "partial-fc-memory.svg",
 }
 TINY = {"train_syllables": 30, "unseen_syllables": 10}  # a glyph set that renders in seconds
 
