@@ -84,6 +84,31 @@ def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query
         assert all(h.startswith("/en/") for h in hrefs), hrefs
 
 
+def search_count(page, query):
+    """Type a query into the search box and return how many pages Material reports as matching."""
+    box, meta = page.locator("input.md-search__input"), page.locator(".md-search-result__meta")
+    box.click()
+    box.fill("")  # an empty box resets the meta line, so the count read below belongs to this query
+    page.keyboard.press("End")
+    page.wait_for_function("m => !/\\d/.test(m.textContent)", arg=meta.element_handle(), timeout=60000)
+    box.fill(query)
+    page.keyboard.press("End")  # Material searches on key events; fill() alone sends none for Hangul
+    # The meta line reads "Initializing search" until the index is ready, then "N matching documents".
+    page.wait_for_function("m => /\\d/.test(m.textContent)", arg=meta.element_handle(), timeout=60000)
+    return int(re.search(r"\d+", meta.inner_text()).group())
+
+
+# Korean attaches particles to the word: a reader types 코사인을 or 임베딩으로 as often as the bare noun. The search
+# separator in mkdocs.yml splits them off (lunr.ko then drops them as stop words), so both must find as many pages.
+@pytest.mark.parametrize("bare, with_particle", [("코사인", "코사인을"), ("임베딩", "임베딩으로"), ("마진", "마진을")])
+def test_korean_search_with_a_particle_finds_what_the_bare_word_finds(page, base_url, bare, with_particle):
+    page.set_default_timeout(60000)
+    page.goto(f"{base_url}/", wait_until="load")
+    bare_count = search_count(page, bare)
+    assert bare_count >= 5, f"{bare!r} finds only {bare_count} pages"
+    assert search_count(page, with_particle) == bare_count
+
+
 def test_dark_mode_switches_palette_and_keeps_figures_readable(page, base_url):
     figure_pages = [p for p in pages_with_figures()]
     assert figure_pages, "no page shows a figure"
