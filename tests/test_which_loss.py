@@ -53,7 +53,7 @@ def trained(summary: dict) -> list[str]:
 
 
 def test_arcface_has_the_highest_held_out_mean(glyphs):
-    # "Among the trained methods it had the highest mean TAR@FAR=10⁻³"
+    # "among the trained methods it had the highest mean TAR@FAR=10⁻³"
     best = max(trained(glyphs["summary"]), key=lambda method: held_out(glyphs, method))
     assert best == "arcface"
 
@@ -74,6 +74,13 @@ def test_cosface_is_above_normface_on_every_seed_by_less_than_a_point(glyphs):
     # "CosFace is above NormFace on every seed, but by less than a percentage point"
     per_seed = glyphs["paired"]["cosface - normface"]["per_seed"]
     assert all(0 < difference < 1.0 for difference in per_seed)  # paired differences are in points
+
+
+def test_arcface_beats_cosface_on_every_seed(glyphs):
+    # "and ArcFace beat CosFace too on all three seeds"
+    per_seed = glyphs["paired"]["arcface - cosface"]["per_seed"]
+    assert len(per_seed) == 3
+    assert all(difference > 0 for difference in per_seed)
 
 
 def test_curricularface_and_subcenter_are_below_normface(glyphs):
@@ -133,15 +140,21 @@ def test_adaface_is_within_a_point_of_normface(glyphs):
 # --- No class labels (#no-labels) ---
 
 
+def test_triplet_is_the_lowest_trained_method(glyphs):
+    # "batch-hard triplet loss was the lowest of the trained methods"
+    worst = min(trained(glyphs["summary"]), key=lambda method: held_out(glyphs, method))
+    assert worst == "triplet"
+
+
 def test_triplet_is_far_below_arcface_on_every_seed(glyphs):
-    # "batch-hard triplet loss was far below ArcFace on all three seeds" (far: more than ten points)
+    # "far below ArcFace on all three seeds" (far: more than ten points)
     per_seed = glyphs["paired"]["arcface - triplet"]["per_seed"]
     assert len(per_seed) == 3
     assert all(difference > 10.0 for difference in per_seed)
 
 
 def test_triplet_is_below_half_of_softmax(glyphs):
-    # "and did not reach half of plain softmax"
+    # "and short of half of plain softmax"
     assert held_out(glyphs, "triplet") < 0.5 * held_out(glyphs, "softmax")
 
 
@@ -149,7 +162,7 @@ def test_triplet_is_below_half_of_softmax(glyphs):
 
 
 def test_adacos_scale_is_the_best_in_the_scale_study(glyphs):
-    # "the AdaCos value scored above s = 32 and s = 64"
+    # "the AdaCos value scored above $s = 32$ and $s = 64$"
     scale = study(glyphs, "scale", "arcface")
     adacos = glyphs["s"]
     assert adacos in scale and {32, 64} <= set(scale)
@@ -157,7 +170,7 @@ def test_adacos_scale_is_the_best_in_the_scale_study(glyphs):
 
 
 def test_s64_is_below_half_of_the_adacos_point(glyphs):
-    # "s = 64 collapsed to less than half of the AdaCos value's score"
+    # "$s = 64$ collapsed to less than half of the AdaCos value's score"
     scale = study(glyphs, "scale", "arcface")
     assert scale[64] < 0.5 * scale[glyphs["s"]]
 
@@ -166,7 +179,7 @@ def test_s64_is_below_half_of_the_adacos_point(glyphs):
 
 
 def test_arcface_improves_slightly_with_m(glyphs):
-    # "ArcFace improved a little as m grew (by less than two points over the whole range tried)"
+    # "ArcFace improved a little as $m$ grew (by less than two points over the whole range tried)"
     margin = study(glyphs, "margin", "arcface")
     values = [margin[m] for m in sorted(margin)]
     assert len(values) >= 3
@@ -175,7 +188,7 @@ def test_arcface_improves_slightly_with_m(glyphs):
 
 
 def test_cosface_is_flat_in_m(glyphs):
-    # "CosFace barely responded to m (within a point)"
+    # "CosFace barely responded to $m$ (within a point)"
     margin = study(glyphs, "margin", "cosface")
     assert len(margin) >= 3
     assert max(margin.values()) - min(margin.values()) < POINT
