@@ -84,14 +84,14 @@ def test_arcface_beats_cosface_on_every_seed(glyphs):
 
 
 def test_curricularface_and_subcenter_are_below_normface(glyphs):
-    # "CurricularFace and sub-center ArcFace ... came out below NormFace"
+    # "CurricularFace and sub-center ArcFace ... came out below NormFace and even below plain softmax"
     for method in ("curricularface", "subcenter"):
-        assert held_out(glyphs, method) < held_out(glyphs, "normface"), method
+        assert held_out(glyphs, method) < held_out(glyphs, "softmax") < held_out(glyphs, "normface"), method
 
 
-def test_sphereface_is_below_half_of_softmax(glyphs):
-    # "SphereFace did not reach half of plain softmax"
-    assert held_out(glyphs, "sphereface") < 0.5 * held_out(glyphs, "softmax")
+def test_sphereface_is_about_a_quarter_of_softmax(glyphs):
+    # "SphereFace reached only about a quarter of plain softmax"
+    assert 0.15 < held_out(glyphs, "sphereface") / held_out(glyphs, "softmax") < 0.35
 
 
 # --- Few classes (#few-classes) ---
@@ -153,9 +153,9 @@ def test_triplet_is_far_below_arcface_on_every_seed(glyphs):
     assert all(difference > 10.0 for difference in per_seed)
 
 
-def test_triplet_is_below_half_of_softmax(glyphs):
-    # "and short of half of plain softmax"
-    assert held_out(glyphs, "triplet") < 0.5 * held_out(glyphs, "softmax")
+def test_triplet_is_about_a_tenth_of_softmax(glyphs):
+    # "and about a tenth of plain softmax"
+    assert held_out(glyphs, "triplet") / held_out(glyphs, "softmax") < 0.15
 
 
 # --- Choosing s (#choosing-s) ---
@@ -169,22 +169,22 @@ def test_adacos_scale_is_the_best_in_the_scale_study(glyphs):
     assert scale[adacos] > scale[32] and scale[adacos] > scale[64]
 
 
-def test_s64_is_below_half_of_the_adacos_point(glyphs):
-    # "$s = 64$ collapsed to less than half of the AdaCos value's score"
+def test_s64_is_about_a_quarter_of_the_adacos_point(glyphs):
+    # "$s = 64$ collapsed to about a quarter of the AdaCos value's score"
     scale = study(glyphs, "scale", "arcface")
-    assert scale[64] < 0.5 * scale[glyphs["s"]]
+    assert 0.15 < scale[64] / scale[glyphs["s"]] < 0.35
 
 
 # --- Choosing m (#choosing-m) ---
 
 
 def test_arcface_improves_slightly_with_m(glyphs):
-    # "ArcFace improved a little as $m$ grew (by less than two points over the whole range tried)"
+    # "ArcFace improved a little as $m$ grew (by less than one point over the whole range tried)"
     margin = study(glyphs, "margin", "arcface")
     values = [margin[m] for m in sorted(margin)]
     assert len(values) >= 3
     assert all(later > earlier for earlier, later in zip(values[:-1], values[1:], strict=True))
-    assert values[-1] - values[0] < 2 * POINT
+    assert values[-1] - values[0] < POINT
 
 
 def test_cosface_is_flat_in_m(glyphs):
