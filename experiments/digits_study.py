@@ -1,6 +1,6 @@
 """The digits study: few classes (6 training digits, 4 unseen), every method, 3 seeds; the figures it draws.
 
-`make figures` runs it through make_figures.py. Publishes docs/assets/results/runs/<run>.json, summary.txt
+`make figures` runs it through make_figures.py. Publishes docs/assets/results/runs/<run>.json, summary.{ko,en}.txt
 (a markdown table; .txt because every file under docs/assets/ is copied into both sites and a .md file there
 would become a page) and summary.json, and the digits figures.
 """
@@ -66,6 +66,7 @@ def run_digits(configs: list, fresh: bool = False) -> tuple:
 COLUMNS = ("closed_set_accuracy", "tar_at_far_1e-2", "tar_at_far_1e-3", "eer", "recall_at_1")
 # One language-neutral table for both pages (they explain ACC = closed-set accuracy and the two baselines).
 HEADERS = ("", "ACC", "TAR@FAR=10⁻²", "TAR@FAR=10⁻³", "EER ↓", "Recall@1")
+HEADERS_KO = ("", "정확도", "TAR@FAR=10⁻²", "TAR@FAR=10⁻³", "EER ↓", "Recall@1")
 
 
 def summarise(results: dict, methods, seeds, baselines=None) -> dict:
@@ -96,15 +97,17 @@ def summarise(results: dict, methods, seeds, baselines=None) -> dict:
     return summary
 
 
-def markdown_table(summary: dict) -> str:
+def markdown_table(summary: dict, lang: str = "en") -> str:
     trained = [m for m in summary if m in DIGIT_METHODS]
     best = {}
     for column in COLUMNS:
         means = [summary[m][column]["mean"] for m in trained if column in summary[m]]
         best[column] = (min if column == "eer" else max)(means)
-    lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    headers = HEADERS_KO if lang == "ko" else HEADERS
+    lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for method, row in summary.items():
-        name = plots.LABELS[method] if method in DIGIT_METHODS else f"*{plots.LABELS[method]}*"  # baselines in italics
+        name = plots.label(method, lang)
+        name = name if method in DIGIT_METHODS else f"*{name}*"  # baselines in italics
         cells = []
         for column in COLUMNS:
             if column not in row:
@@ -140,7 +143,9 @@ def publish(results: dict, data: dict, assets: Path):
         )
         + "\n"
     )
-    (out / "summary.txt").write_text(markdown_table(summary))
+    for lang in ("ko", "en"):  # one table per language, the same numbers (the pages include theirs)
+        (out / f"summary.{lang}.txt").write_text(markdown_table(summary, lang))
+    (out / "summary.txt").unlink(missing_ok=True)  # the single-language table of earlier versions
 
     def runs(methods, split, seeds=SEEDS):
         return {m: [results[f"{m}-{split}-seed{s}"] for s in seeds] for m in methods}

@@ -7,7 +7,7 @@ warm-up over the first 30 % of the steps for every margin head):
   for softmax, NormFace and ArcFace.
 The schedule (1,000 steps of 128 images of 24 × 24 pixels, a CNN of 8, 16 and 32 channels) is what fits the
 10-minute budget of `make figures` on a two-core machine; the Experiments page says what that costs.
-Publishes docs/assets/results/glyphs/{summary.json, table.txt, paired.txt, studies.txt} and the glyph figures.
+Publishes docs/assets/results/glyphs/{summary.json, table, paired, studies}.{ko,en}.txt and the glyph figures.
 """
 
 import json
@@ -170,11 +170,24 @@ def pct(x, std=None):
     return f"{100 * x:.1f}" if std is None else f"{100 * x:.1f} ± {100 * std:.1f}"
 
 
-def markdown_table(summary: dict) -> str:
-    header = (
-        "| | TAR@FAR=10⁻³ | TAR@FAR=10⁻² | EER ↓ | Recall@1 | TAR@FAR=10⁻³, training faces |\n"
-        "|---|---:|---:|---:|---:|---:|\n"
-    )
+HEADERS = {
+    "en": ("TAR@FAR=10⁻³", "TAR@FAR=10⁻²", "EER ↓", "Recall@1", "TAR@FAR=10⁻³, training typefaces"),
+    "ko": ("TAR@FAR=10⁻³", "TAR@FAR=10⁻²", "EER ↓", "Recall@1", "학습 글꼴에서 TAR@FAR=10⁻³"),
+}
+PAIRED_HEADERS = {"en": ("mean ± std (points)", "per seed"), "ko": ("평균 ± 표준편차(%포인트)", "시드별")}
+STUDY_HEADERS = {"en": ("study", "method", "value → TAR@FAR=10⁻³ (%)"), "ko": ("연구", "방법", "값 → TAR@FAR=10⁻³ (%)")}
+STUDY_NAMES = {
+    "en": {"margin": "margin m", "scale": "scale s", "classes": "training classes", "warmup": "margin warm-up"},
+    "ko": {"margin": "마진 m", "scale": "스케일 s", "classes": "학습 클래스 수", "warmup": "마진 워밍업"},
+}
+
+
+def name_of(method: str, lang: str) -> str:
+    return plots.label(method, lang) if method in METHODS else f"*{plots.label('glyph-' + method, lang)}*"
+
+
+def markdown_table(summary: dict, lang: str = "en") -> str:
+    header = "| | " + " | ".join(HEADERS[lang]) + " |\n" + "|---" + "|---:" * len(HEADERS[lang]) + "|\n"
     best = max(summary[m]["held_out_faces"][HEADLINE]["mean"] for m in METHODS)
     lines = []
     for name, row in summary.items():
@@ -184,30 +197,29 @@ def markdown_table(summary: dict) -> str:
             cells.append(pct(st["mean"], st["std"] if st["n"] > 1 else None))
         if name in METHODS and np.isclose(row["held_out_faces"][HEADLINE]["mean"], best):
             cells[0] = f"**{cells[0]}**"
-        label = plots.LABELS[name] if name in METHODS else f"*{plots.LABELS['glyph-' + name]}*"
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name_of(name, lang)} | " + " | ".join(cells) + " |")
     return header + "\n".join(lines) + "\n"
 
 
-def paired_table(pairs: dict) -> str:
-    lines = ["| | mean ± std (points) | per seed |", "|---|---:|---:|"]
+def paired_table(pairs: dict, lang: str = "en") -> str:
+    lines = ["| | " + " | ".join(PAIRED_HEADERS[lang]) + " |", "|---|---:|---:|"]
     for name, d in pairs.items():
         a, b = name.split(" - ")
         lines.append(
-            f"| {plots.LABELS[a]} − {plots.LABELS[b]} | {d['mean']:+.1f} ± {d['std']:.1f} | "
+            f"| {plots.label(a, lang)} − {plots.label(b, lang)} | {d['mean']:+.1f} ± {d['std']:.1f} | "
             + ", ".join(f"{x:+.1f}" for x in d["per_seed"])
             + " |"
         )
     return "\n".join(lines) + "\n"
 
 
-def studies_table(sweeps: dict) -> str:
-    lines = ["| study | method | value → TAR@FAR=10⁻³ (%) |", "|---|---|---|"]
+def studies_table(sweeps: dict, lang: str = "en") -> str:
+    lines = ["| " + " | ".join(STUDY_HEADERS[lang]) + " |", "|---|---|---|"]
     for study, by_method in sweeps.items():
         for method, points in by_method.items():
             fmt = "{:g}" if study != "scale" else "{:.1f}"
             cells = ", ".join(f"{fmt.format(x)} → {100 * t:.1f}" for x, t in points)
-            lines.append(f"| {study} | {plots.LABELS[method]} | {cells} |")
+            lines.append(f"| {STUDY_NAMES[lang][study]} | {plots.label(method, lang)} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -245,9 +257,12 @@ def publish(data: dict, results: dict, assets: Path) -> dict:
         "train_seconds": {n: r["train_seconds"] for n, r in results.items()},
     }
     (out / "summary.json").write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    (out / "table.txt").write_text(markdown_table(summary))
-    (out / "paired.txt").write_text(paired_table(pairs))
-    (out / "studies.txt").write_text(studies_table(sweeps))
+    for lang in ("ko", "en"):  # one table per language, the same numbers (the pages include theirs)
+        (out / f"table.{lang}.txt").write_text(markdown_table(summary, lang))
+        (out / f"paired.{lang}.txt").write_text(paired_table(pairs, lang))
+        (out / f"studies.{lang}.txt").write_text(studies_table(sweeps, lang))
+    for stale in ("table.txt", "paired.txt", "studies.txt"):  # single-language tables of earlier versions
+        (out / stale).unlink(missing_ok=True)
     (out / "runs").mkdir(exist_ok=True)
     for stale in (out / "runs").glob("*.json"):
         if stale.stem not in results:

@@ -60,6 +60,26 @@ LABELS = {
     "glyph-pixels": "raw pixels",
     "glyph-untrained": "untrained CNN",
 }
+# The Korean page's tables name the methods the way its prose does (figures stay language-neutral: LABELS).
+LABELS_KO = {
+    **LABELS,
+    "combined": "결합 마진",
+    "triplet": "트리플릿",
+    "subcenter": "서브센터 ArcFace",
+    "pixels": "픽셀",
+    "untrained": "학습 전 MLP",
+    "glyph-pixels": "원시 픽셀",
+    "glyph-untrained": "학습 전 CNN",
+}
+
+
+def label(name: str, lang: str = "en") -> str:
+    """A method's name in a table of the given language ("ko" or "en")."""
+    if lang not in ("ko", "en"):
+        raise ValueError(f"unknown language {lang!r}: choose ko or en")
+    return (LABELS_KO if lang == "ko" else LABELS)[name]
+
+
 COLORS = {
     "softmax": "#7f7f7f",
     "normface": "#17becf",

@@ -441,8 +441,9 @@ def test_page_claim_closed_set_normalised_heads_beat_softmax_and_sphereface_is_l
 
 def test_page_claim_normalisation_helps_on_unseen_digits_and_arcface_does_not_win(summary):
     column = "tar_at_far_1e-2"
-    for method in NORMALISED:
-        assert summary[method][column]["mean"] >= 2 * summary["softmax"][column]["mean"], method
+    for method in NORMALISED:  # "two to three and a half times ... (SphereFace aside)"
+        ratio = summary[method][column]["mean"] / summary["softmax"][column]["mean"]
+        assert 2 <= ratio <= 3.6, (method, ratio)
     best = max(digits_study.DIGIT_METHODS, key=lambda m: summary[m][column]["mean"])
     assert best != "arcface"
     normface = summary["normface"][column]

@@ -7,6 +7,7 @@ when they were written; a change that breaks one has changed what the page says,
 """
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -65,9 +66,20 @@ def test_the_published_tables_are_what_the_published_runs_give(record, runs):
     assert {m: summary[m] for m in METHODS} == {m: record["summary"][m] for m in METHODS}
     assert glyph_study.paired(runs) == record["paired"]
     assert json.loads(json.dumps(glyph_study.studies(runs))) == record["studies"]
-    assert published("table.txt").read_text() == glyph_study.markdown_table({**summary, **baselines})
-    assert published("paired.txt").read_text() == glyph_study.paired_table(glyph_study.paired(runs))
-    assert published("studies.txt").read_text() == glyph_study.studies_table(glyph_study.studies(runs))
+    for lang in ("ko", "en"):
+        table = glyph_study.markdown_table({**summary, **baselines}, lang)
+        assert published(f"table.{lang}.txt").read_text() == table
+        paired, studies = glyph_study.paired(runs), glyph_study.studies(runs)
+        assert published(f"paired.{lang}.txt").read_text() == glyph_study.paired_table(paired, lang)
+        assert published(f"studies.{lang}.txt").read_text() == glyph_study.studies_table(studies, lang)
+    assert not (RESULTS / "table.txt").exists(), "a stale single-language table is left behind"
+
+
+def test_the_korean_and_english_tables_carry_the_same_numbers():
+    for name in ("table", "paired", "studies"):
+        ko, en = (published(f"{name}.{lang}.txt").read_text() for lang in ("ko", "en"))
+        assert re.findall(r"[-+]?\d+\.\d+", ko) == re.findall(r"[-+]?\d+\.\d+", en), name
+        assert ko != en, f"{name}: the Korean table is not translated"
 
 
 def test_every_published_run_is_in_the_cache_so_a_second_make_figures_trains_nothing(record, runs):

@@ -287,10 +287,11 @@ def test_every_page_exists_in_both_languages():
 def test_page_has_same_includes_and_images_in_both_languages(page):
     ko = (DOCS / "ko" / page).read_text(encoding="utf-8")
     en = (DOCS / "en" / page).read_text(encoding="utf-8")
-    same = [re.sub(r"\.ko\.md$", ".en.md", path) for path in INCLUDE.findall(ko)]  # a table's Korean edition
+    same = [re.sub(r"\.ko\.(md|txt)$", r".en.\1", path) for path in INCLUDE.findall(ko)]  # a table's Korean edition
     assert sorted(same) == sorted(INCLUDE.findall(en)), "snippet includes differ"
-    assert not [p for p in INCLUDE.findall(ko) if p.endswith(".en.md")], "the Korean page includes an English table"
-    assert not [p for p in INCLUDE.findall(en) if p.endswith(".ko.md")], "the English page includes a Korean table"
+    english, korean = r"\.en\.(md|txt)$", r"\.ko\.(md|txt)$"
+    assert not [p for p in INCLUDE.findall(ko) if re.search(english, p)], "the Korean page includes an English table"
+    assert not [p for p in INCLUDE.findall(en) if re.search(korean, p)], "the English page includes a Korean table"
     assert sorted(IMAGE.findall(ko)) == sorted(IMAGE.findall(en)), "images differ"
 
 
