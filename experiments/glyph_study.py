@@ -10,6 +10,7 @@ The schedule (1,000 steps of 128 images of 24 × 24 pixels, a CNN of 8, 16 and 3
 Publishes docs/assets/results/glyphs/{summary.json, table, paired, studies}.{ko,en}.txt and the glyph figures.
 """
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -228,10 +229,7 @@ def publish(data: dict, results: dict, assets: Path) -> dict:
     start = time.perf_counter()
     figures, out = assets / "figures", assets / "results" / "glyphs"
     out.mkdir(parents=True, exist_ok=True)
-    baselines = {
-        "pixels": [train.glyph_baseline(data, "pixels")],  # no randomness: one value
-        "untrained": [train.glyph_baseline(data, "untrained", s, SHARED["embedding_size"]) for s in SEEDS],
-    }
+    baselines = cached_baselines(data)
     summary = summarise(results, baselines)
     pairs, sweeps = paired(results), studies(results)
     record = {
@@ -286,6 +284,28 @@ def publish(data: dict, results: dict, assets: Path) -> dict:
     plots.glyph_embeddings(panels, figures / "glyph-embeddings.svg")
     print(f"glyphs: baselines, tables and figures in {time.perf_counter() - start:.1f} s", flush=True)
     return record
+
+
+def cached_baselines(data: dict) -> dict:
+    """The raw-pixel and untrained-CNN baselines, from the experiments cache when nothing they depend on changed
+    (a warm `make figures` then evaluates nothing); a missing or corrupt entry is computed again."""
+    code = [runner.HERE / f for f in ("train.py", "architectures.py", "metrics.py")]
+    code.append(runner.SNIPPETS / "experiments" / "verification.py")
+    h = hashlib.sha256(json.dumps([data["fingerprint"]["key"], SEEDS, SHARED["embedding_size"]]).encode())
+    h.update(runner.versions({"method": "baselines"}).encode())
+    for path in code:
+        h.update(path.read_bytes())
+    path = runner.CACHE / f"glyph-baselines-{h.hexdigest()[:20]}.json"
+    cached = runner.read_cached(path)
+    if cached is not None:
+        return cached["metrics"]
+    baselines = {
+        "pixels": [train.glyph_baseline(data, "pixels")],  # no randomness: one value
+        "untrained": [train.glyph_baseline(data, "untrained", s, SHARED["embedding_size"]) for s in SEEDS],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runner._write(path, {"metrics": baselines})
+    return baselines
 
 
 def _held_out_grid(data):
