@@ -230,8 +230,8 @@ plt.show()
 # - **ROC curve**: (FAR, TAR) traced as the threshold sweeps ([the ROC curve](../evaluation/#roc)).
 # - **TAR@FAR**: the TAR when the FAR is held at or below a target such as $10^{-2}$
 #   ([TAR@FAR](../evaluation/#tar-at-far)).
-# - **EER** (equal error rate): the error rate at the threshold where FAR equals the false reject rate FRR = 1 − TAR; lower is better
-#   ([EER](../evaluation/#eer)).
+# - **EER** (equal error rate): the error rate at the threshold where FAR equals the false reject rate
+#   FRR = 1 − TAR; lower is better ([EER](../evaluation/#eer)).
 #
 # A deployed system picks its threshold this way, at a target FAR. Here the same pairs choose the threshold and
 # measure it, which flatters the result; in practice the threshold comes from a separate validation set
