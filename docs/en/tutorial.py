@@ -93,15 +93,15 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # The backbone is a small MLP that maps the 64 pixels to a 32-dimensional embedding, the same network as the digits
 # study in the [Experiments chapter](../experiments/) (64 → 128 → 128 → 32, ReLU, no batch normalization). On top of
 # it, `CosineClassifier`
-# computes $\cos\theta_j = \mathbf{W}_j^\top \hat{\mathbf{x}}$ with no bias. The model outputs cosines, not
+# computes $\cos\theta_j = \hat{\mathbf{W}}_j^\top \hat{\mathbf{x}}$ with no bias. The model outputs cosines, not
 # probabilities; the loss applies the margin and the scale, during training only.
 #
 # With only six classes, face recognition's usual $s = 64$ is far too large: the softmax saturates almost at once and
 # the training signal vanishes (the section on the scale in the [angular-margins chapter](../angular-margins/)
 # explains why). So we use the experiments' $s = 16$, the paper's margin $m = 0.5$ radians (about 29°) and Adam at a
-# learning rate of $10^{-3}$, all as in the experiments. Only the batches differ: the experiments use P×K batches and a
-# one-cycle learning-rate schedule, while this notebook keeps its code short with shuffled batches of 60 and a
-# constant rate.
+# learning rate of $10^{-3}$, all as in the experiments. Two things differ: the experiments use P×K batches and a
+# learning rate that decays along a cosine to 0, while this notebook keeps its code short with shuffled batches of
+# 60 and a constant rate.
 
 
 # %%
@@ -230,8 +230,8 @@ plt.show()
 # - **ROC curve**: (FAR, TAR) traced as the threshold sweeps ([the ROC curve](../evaluation/#roc)).
 # - **TAR@FAR**: the TAR when the FAR is held at or below a target such as $10^{-2}$
 #   ([TAR@FAR](../evaluation/#tar-at-far)).
-# - **EER** (equal error rate): the error rate at the threshold where FAR equals the miss rate 1 − TAR; lower is better
-#   ([EER](../evaluation/#eer)).
+# - **EER** (equal error rate): the error rate at the threshold where FAR equals the false reject rate
+#   FRR = 1 − TAR; lower is better ([EER](../evaluation/#eer)).
 #
 # A deployed system picks its threshold this way, at a target FAR. Here the same pairs choose the threshold and
 # measure it, which flatters the result; in practice the threshold comes from a separate validation set
@@ -284,7 +284,7 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # untrained MLP, while the best trained embedding, NormFace, reaches 0.22 and ArcFace 0.18. With six classes, a network
 # learns just the features that tell those six apart and throws away what would tell unseen digits apart. Angular
 # margins earn their keep when there are thousands of training classes, as in face recognition; the
-# [glyph study](../experiments/#glyph-study), which verifies Hangul syllables never seen in training, is that case.
+# [Hangul syllable study](../experiments/#glyph-study), which verifies syllables never seen in training, is that case.
 
 
 # %%

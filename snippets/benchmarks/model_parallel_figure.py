@@ -59,33 +59,33 @@ def draw():
         "</defs>",
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
     ]
-    for k, (x, color) in enumerate(zip(COLUMN_X, RANK_COLORS, strict=True)):
+    for g, (x, color) in enumerate(zip(COLUMN_X, RANK_COLORS, strict=True)):
         parts += [
-            text(x, 24, f"rank {k}", size=14, color=color, weight="bold"),
+            text(x, 24, f"rank {g}", size=14, color=color, weight="bold"),
             box(x - 95, 36, 190, 40, color),
-            text(x, 53, f"embeddings x_{k} [b_{k}, D]", size=12),
-            text(x, 69, f"labels y_{k} [b_{k}]", size=12, color=MUTED),
+            text(x, 53, f"embeddings x_{g} [b_{g}, D]", size=12),
+            text(x, 69, f"labels y_{g} [b_{g}]", size=12, color=MUTED),
             arrow(x, 78, x, 104),
         ]
     parts += band(
         106, "1. all-gather", "every rank gets X [B, D] and y [B]; backward: all-reduce (sum) of dL/dX, own rows kept"
     )
-    for k, (x, color) in enumerate(zip(COLUMN_X, RANK_COLORS, strict=True)):
+    for g, (x, color) in enumerate(zip(COLUMN_X, RANK_COLORS, strict=True)):
         parts += [
             arrow(x, 142, x, 166),
             box(x - 95, 168, 190, 40, color, fill_opacity=0.25),
-            text(x, 185, f"class centers W_{k} [C_{k}, D]", size=12),
-            text(x, 201, f"classes of shard {k} only", size=11, color=MUTED),
+            text(x, 185, f"class centers W_{g} [C_{g}, D]", size=12),
+            text(x, 201, f"classes of shard {g} only", size=11, color=MUTED),
             arrow(x, 210, x, 232),
             box(x - 95, 234, 190, 52, color),
-            text(x, 252, f"cos θ = X̂ Ŵ_{k}ᵀ [B, C_{k}]", size=12),
+            text(x, 252, f"cos θ = X̂ Ŵ_{g}ᵀ [B, C_{g}]", size=12),
             text(x, 268, "margin on rows whose", size=11, color=MUTED),
-            text(x, 281, f"target is in shard {k}", size=11, color=MUTED),
+            text(x, 281, f"target is in shard {g}", size=11, color=MUTED),
             arrow(x, 288, x, 312),
         ]
     parts += band(314, "2. all-reduce (max)", "M_i = max over all shards of z_ij: one number per sample")
     parts += [arrow(x, 350, x, 370) for x in COLUMN_X]
-    parts += band(372, "3. all-reduce (sum)", "Σ_k Σ_j exp(z_ij − M_i) and the target logit z_i,y_i (one owner)")
+    parts += band(372, "3. all-reduce (sum)", "Σ_g Σ_j exp(z_ij − M_i) and the target logit z_i,y_i (one owner)")
     for x, color in zip(COLUMN_X, RANK_COLORS, strict=True):
         parts += [
             arrow(x, 408, x, 430),
