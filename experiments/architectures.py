@@ -1,7 +1,7 @@
 """The backbones, declared once and built in either framework, so the PyTorch and Keras runs share one design.
 
 A spec is a tuple of layers: ("dense", units, activation), ("conv", filters, stride) = 3x3 convolution with
-padding 1, batch normalisation and ReLU, and ("flatten",). The last layer is the embedding.
+padding 1, batch normalization and ReLU, and ("flatten",). The last layer is the embedding.
 """
 
 import math

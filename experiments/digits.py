@@ -1,4 +1,4 @@
-"""The digits data: scikit-learn's bundled digits (1,797 grey 8x8 images, 10 classes; no download).
+"""The digits data: scikit-learn's bundled digits (1,797 gray 8x8 images, 10 classes; no download).
 
 Two fixed splits:
 - closed set: stratified 75/25 train/test over all 10 classes (`train_test_split(..., random_state=0)`);

@@ -10,8 +10,8 @@ Splits are disjoint by syllable (training vs unseen) and by typeface family (tra
 a design lineage (NanumSquare, NanumSquare_ac and NanumSquareRound are one; the Yet-Hangul faces belong to the
 family they extend), not a file name.
 
-Licences (checked in /usr/share/doc/<package>/copyright): Noto CJK and Nanum are SIL OFL 1.1; Baekmuk is
-MIT-like and asks for BAEKMUK_ACKNOWLEDGEMENT in supporting documentation; the Un fonts are GPL-2 without a
+Licenses (checked in /usr/share/doc/<package>/copyright): Noto CJK and Nanum are SIL OFL 1.1; Baekmuk is
+MIT-like and asks for BAEKMUK_ACKNOWLEDGMENT in supporting documentation; the Un fonts are GPL-2 without a
 font exception. Renderings are made at build time and never committed; `ofl_only=True` keeps the OFL faces.
 """
 
@@ -30,11 +30,11 @@ from PIL import Image, ImageDraw, ImageFont, features
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "glyphs"
 FONT_ROOT = Path("/usr/share/fonts")
-BAEKMUK_ACKNOWLEDGEMENT = (
+BAEKMUK_ACKNOWLEDGMENT = (
     "Baekmuk Batang, Baekmuk Dotum, Baekmuk Gulim, and Baekmuk Headline are registered trademarks owned by "
     "Kim Jeong-Hwan."
 )
-LICENCES = {
+LICENSES = {
     "fonts-noto-cjk": "OFL-1.1",
     "fonts-noto-cjk-extra": "OFL-1.1",
     "fonts-nanum": "OFL-1.1",
@@ -43,7 +43,7 @@ LICENCES = {
     "fonts-unfonts-extra": "GPL-2",
     "fonts-baekmuk": "Baekmuk (MIT-like)",
 }
-PACKAGES = tuple(LICENCES)
+PACKAGES = tuple(LICENSES)
 
 
 def _faces():
@@ -169,7 +169,7 @@ def installed_faces(ofl_only: bool = False) -> list:
             f"the glyph experiments need the font package(s) {', '.join(missing)}: "
             f"apt-get install --no-install-recommends {' '.join(missing)}"
         )
-    return [(FONT_ROOT / rel, pkg, fam) for rel, pkg, fam in FACES if not ofl_only or LICENCES[pkg] == "OFL-1.1"]
+    return [(FONT_ROOT / rel, pkg, fam) for rel, pkg, fam in FACES if not ofl_only or LICENSES[pkg] == "OFL-1.1"]
 
 
 def package_versions() -> dict:
@@ -180,7 +180,7 @@ def package_versions() -> dict:
 
 
 def render_face(path: Path, index: int, chars, params: dict) -> np.ndarray:
-    """uint8 images (len(chars), size, size) of `chars` in one face, each centred on its ink box."""
+    """uint8 images (len(chars), size, size) of `chars` in one face, each centered on its ink box."""
     big = params["size"] * params["oversample"]
     font = ImageFont.truetype(str(path), size=round(big * params["em"]), index=index)
     out = np.zeros((len(chars), params["size"], params["size"]), np.uint8)
@@ -191,9 +191,9 @@ def render_face(path: Path, index: int, chars, params: dict) -> np.ndarray:
         if box is None:  # blank: nothing drawn
             continue
         glyph = canvas.crop(box)
-        centred = Image.new("L", (big, big))
-        centred.paste(glyph, ((big - glyph.width) // 2, (big - glyph.height) // 2))
-        out[n] = np.asarray(centred.resize((params["size"],) * 2, Image.Resampling.BOX))
+        centered = Image.new("L", (big, big))
+        centered.paste(glyph, ((big - glyph.width) // 2, (big - glyph.height) // 2))
+        out[n] = np.asarray(centered.resize((params["size"],) * 2, Image.Resampling.BOX))
     return out
 
 

@@ -59,7 +59,7 @@ def adacos_scale(num_classes: int) -> float:
     return math.sqrt(2.0) * math.log(num_classes - 1)
 
 
-def _normalised(embeddings, weight):
+def _normalized(embeddings, weight):
     return F.normalize(embeddings, eps=1e-12) @ F.normalize(weight, eps=1e-12).T
 
 
@@ -106,7 +106,7 @@ class MarginHead(nn.Module):
 
 
 class LogitsModuleHead(nn.Module):
-    """A snippet module that holds its own class centres and returns logits: AdaFace, CurricularFace."""
+    """A snippet module that holds its own class centers and returns logits: AdaFace, CurricularFace."""
 
     def __init__(self, module):
         super().__init__()
@@ -115,11 +115,11 @@ class LogitsModuleHead(nn.Module):
     def loss(self, embeddings, labels, fraction=1.0):
         logits = self.module(embeddings, labels)  # first: the module updates its running state
         if fraction < 1:
-            logits = warm(logits, _normalised(embeddings, self.module.weight), self.module.s, fraction)
+            logits = warm(logits, _normalized(embeddings, self.module.weight), self.module.s, fraction)
         return F.cross_entropy(logits, labels)
 
     def scores(self, embeddings):
-        return _normalised(embeddings, self.module.weight)
+        return _normalized(embeddings, self.module.weight)
 
     def directions(self):
         return self.module.weight
@@ -127,7 +127,7 @@ class LogitsModuleHead(nn.Module):
 
 class SubCenterHead(nn.Module):
     """Sub-center ArcFace (subcenter.py): SubCenterCosineClassifier + SubCenterArcFaceLoss; a class scores by its
-    nearest sub-centre."""
+    nearest sub-center."""
 
     def __init__(self, embedding_size, num_classes, num_subcenters, s, m):
         super().__init__()
@@ -142,7 +142,7 @@ class SubCenterHead(nn.Module):
         if fraction >= 1:
             return self.criterion(cos, labels)
         logits = self.logits_fn(cos, labels, self.k, self.s, self.m)
-        nearest = cos.view(len(cos), -1, self.k).amax(dim=2)  # a class's cosine: its nearest sub-centre
+        nearest = cos.view(len(cos), -1, self.k).amax(dim=2)  # a class's cosine: its nearest sub-center
         return F.cross_entropy(warm(logits, nearest, self.s, fraction), labels)
 
     def scores(self, embeddings):

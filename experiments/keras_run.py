@@ -1,4 +1,4 @@
-"""The Keras ArcFace runs: the same declared backbone, data, batches, optimiser and schedule as the PyTorch runs.
+"""The Keras ArcFace runs: the same declared backbone, data, batches, optimizer and schedule as the PyTorch runs.
 
 Keras fixes its backend once per process, so runner.py starts this file as a child process with
 KERAS_BACKEND=torch. It reads a JSON list of {"config": ..., "out": path} from stdin, trains each run and writes

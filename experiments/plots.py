@@ -2,7 +2,7 @@
 
 Figures are SVG, language-neutral (symbols and method names only: captions live on the pages), byte-identical on
 a rerun (fixed `svg.hashsalt`, no date metadata, input data rounded in the results JSON), on a transparent
-background with mid-grey text that reads on white and on the light card the site puts behind figures in dark mode.
+background with mid-gray text that reads on white and on the light card the site puts behind figures in dark mode.
 """
 
 import math
@@ -160,8 +160,8 @@ def decision_boundaries(path: Path):
     fig, axes = plt.subplots(1, 4, figsize=(11.0, 3.1), sharey=True)
     for ax, name in zip(axes, ("normface", "sphereface", "cosface", "arcface"), strict=True):
         fn = fns[name]
-        z1 = fn(cosine, torch.zeros(len(cosine), dtype=torch.long)).numpy()  # labelled class 1
-        z2 = fn(cosine, torch.ones(len(cosine), dtype=torch.long)).numpy()  # labelled class 2
+        z1 = fn(cosine, torch.zeros(len(cosine), dtype=torch.long)).numpy()  # labeled class 1
+        z2 = fn(cosine, torch.ones(len(cosine), dtype=torch.long)).numpy()  # labeled class 2
         win1 = (z1[:, 0] - z1[:, 1]).reshape(t1.shape)  # > 0: class 1 wins even with its margin
         win2 = (z2[:, 1] - z2[:, 0]).reshape(t1.shape)
         ax.contourf(t1, t2, win1, levels=[0, np.inf], colors=[DIGIT_COLORS[0]], alpha=0.35)
@@ -204,7 +204,7 @@ def loss_curves(runs_by_method: dict, path: Path):
 
 
 def embeddings_2d(toy_runs: dict, path: Path):
-    """2-D features on the unit circle (held-out images of the seen classes) and the class-centre directions."""
+    """2-D features on the unit circle (held-out images of the seen classes) and the class-center directions."""
     fig, axes = plt.subplots(1, len(toy_runs), figsize=(2.9 * len(toy_runs), 3.1))
     circle = np.linspace(0, 2 * np.pi, 361)
     for ax, (method, run) in zip(axes, toy_runs.items(), strict=True):
@@ -370,17 +370,17 @@ def glyph_roc(roc_by_method: dict, path: Path):
 
 
 def glyph_gallery(data: dict, galleries: dict, path: Path):
-    """Rows: a query (an unseen syllable in a held-out face) and each method's nearest neighbours, a green frame
+    """Rows: a query (an unseen syllable in a held-out face) and each method's nearest neighbors, a green frame
     for the same syllable, red for another."""
     methods = list(galleries)
     queries = galleries[methods[0]]["queries"]
-    k = len(galleries[methods[0]]["neighbours"][0])
+    k = len(galleries[methods[0]]["neighbors"][0])
     fig, axes = plt.subplots(
         len(queries), len(methods) * (k + 1), figsize=(0.5 * len(methods) * (k + 1), 0.56 * len(queries))
     )
     for r, (face, syllable) in enumerate(queries):
         for g, method in enumerate(methods):
-            cells = [(face, syllable, None)] + [(f, s, s == syllable) for f, s in galleries[method]["neighbours"][r]]
+            cells = [(face, syllable, None)] + [(f, s, s == syllable) for f, s in galleries[method]["neighbors"][r]]
             for c, (f, s, right) in enumerate(cells):
                 ax = axes[r, g * (k + 1) + c]
                 ax.imshow(255 - data["images"][f, s], cmap="gray", vmin=0, vmax=255, interpolation="nearest")

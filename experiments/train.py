@@ -21,7 +21,7 @@ from heads import make_head
 from metrics import (
     distance_histograms,
     nearest_centroid_accuracy,
-    nearest_neighbours,
+    nearest_neighbors,
     pca_2d,
     pk_batches,
     verification_metrics,
@@ -287,10 +287,10 @@ def glyph_evaluation(config, data, embed, curves, start) -> dict:
         metrics[name] = verification_metrics(emb, syllables)
         if name == "held_out_faces":
             queries = np.arange(0, len(faces), len(faces) // GALLERY_QUERIES)[:GALLERY_QUERIES]
-            near = nearest_neighbours(emb, queries, GALLERY_NEIGHBOURS)
+            near = nearest_neighbors(emb, queries, GALLERY_NEIGHBORS)
             figures["gallery"] = {
                 "queries": [[int(faces[q]), int(syllables[q])] for q in queries],
-                "neighbours": [[[int(faces[j]), int(syllables[j])] for j in row] for row in near],
+                "neighbors": [[[int(faces[j]), int(syllables[j])] for j in row] for row in near],
             }
             shown = np.isin(syllables, data["unseen_syl"][:PCA_SYLLABLES])
             figures["unseen_pca"] = {
@@ -302,7 +302,7 @@ def glyph_evaluation(config, data, embed, curves, start) -> dict:
     )
 
 
-GALLERY_QUERIES, GALLERY_NEIGHBOURS, PCA_SYLLABLES = 6, 5, 8
+GALLERY_QUERIES, GALLERY_NEIGHBORS, PCA_SYLLABLES = 6, 5, 8
 
 
 def _glyph_run(config, data, progress):
@@ -344,7 +344,7 @@ def _glyph_run(config, data, progress):
 # --- baselines --------------------------------------------------------------------------------------------
 def digits_baseline(data: dict, kind: str, seed: int = 0, embedding_size: int = 32) -> dict:
     """Scores without training: "pixels" (raw pixels as the embedding) or "untrained" (the MLP at its
-    initialisation). Closed-set accuracy by nearest class mean."""
+    initialization). Closed-set accuracy by nearest class mean."""
     x, y = data["x"], data["y"]
     (train, test), unseen = data["closed"], data["unseen"]
     if kind == "pixels":

@@ -76,7 +76,7 @@ def run_keras_snippet(name):
 
 def twin_heads(module_cls, layer_cls, embedding_size, num_classes, layer_kwargs=None, **kwargs):
     """A PyTorch head module_cls(embedding_size, num_classes, **kwargs), made after torch.manual_seed(0), and its
-    built Keras twin layer_cls(..., **kwargs, **layer_kwargs) holding the same class centres (PyTorch keeps them as
+    built Keras twin layer_cls(..., **kwargs, **layer_kwargs) holding the same class centers (PyTorch keeps them as
     weight [C, D], Keras as kernel [D, C]); returns (module, layer)."""
     torch.manual_seed(0)
     module = module_cls(embedding_size, num_classes, **kwargs)

@@ -239,7 +239,7 @@ def test_a_corrupt_glyph_cache_entry_is_rendered_again(tmp_path, tiny_glyphs):
 
 def test_the_ofl_only_option_keeps_only_ofl_faces():
     faces = glyphs.installed_faces(ofl_only=True)
-    assert faces and {glyphs.LICENCES[p] for _, p, _ in faces} == {"OFL-1.1"}
+    assert faces and {glyphs.LICENSES[p] for _, p, _ in faces} == {"OFL-1.1"}
 
 
 # --- architectures, heads, runs --------------------------------------------------------------------------
@@ -431,7 +431,7 @@ def test_keras_and_pytorch_arcface_learn_the_same_thing(summary):
     assert abs(torch_row["tar_at_far_1e-2"]["mean"] - keras_row["tar_at_far_1e-2"]["mean"]) <= 0.12
 
 
-def test_page_claim_closed_set_normalised_heads_beat_softmax_and_sphereface_is_lowest(summary):
+def test_page_claim_closed_set_normalized_heads_beat_softmax_and_sphereface_is_lowest(summary):
     for method in NORMALISED + ("triplet",):
         assert summary[method]["closed_set_accuracy"]["mean"] >= 0.97, method
         assert summary[method]["closed_set_accuracy"]["mean"] > summary["softmax"]["closed_set_accuracy"]["mean"]
@@ -439,7 +439,7 @@ def test_page_claim_closed_set_normalised_heads_beat_softmax_and_sphereface_is_l
     assert lowest == "sphereface"
 
 
-def test_page_claim_normalisation_helps_on_unseen_digits_and_arcface_does_not_win(summary):
+def test_page_claim_normalization_helps_on_unseen_digits_and_arcface_does_not_win(summary):
     column = "tar_at_far_1e-2"
     for method in NORMALISED:  # "two to three and a half times ... (SphereFace aside)"
         ratio = summary[method][column]["mean"] / summary["softmax"][column]["mean"]

@@ -97,10 +97,10 @@ def test_retraining_a_published_run_reproduces_its_metrics(record, runs):
     assert again["metrics"] == shipped["metrics"] and again["curves"] == shipped["curves"]
 
 
-def test_the_record_names_its_data_fonts_licences_and_versions(record):
+def test_the_record_names_its_data_fonts_licenses_and_versions(record):
     data = record["data"]
     assert set(data["packages"]) == set(glyphs.PACKAGES) and all(data["packages"].values())
-    assert data["licences"] == {p: glyphs.LICENCES[p] for p in glyphs.PACKAGES}
+    assert data["licenses"] == {p: glyphs.LICENSES[p] for p in glyphs.PACKAGES}
     assert data["train_faces"] + data["held_out_faces"] == len(data["faces"])
     assert set(data["held_out_families"]) == set(glyphs.HELD_OUT_FAMILIES)
     assert record["torch_threads"] == 1 and data["pillow"] and data["freetype"]

@@ -219,7 +219,7 @@ def test_cosface_loss_matches_pml_cosfaceloss():
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 warning inside PML's binomial table
 def test_sphereface_loss_matches_pml_spherefaceloss_on_unit_embeddings():
-    # PML multiplies ψ by the embedding norm (SphereFace's un-normalised features): feed unit vectors.
+    # PML multiplies ψ by the embedding norm (SphereFace's un-normalized features): feed unit vectors.
     pml_loss = pml_losses.SphereFaceLoss(num_classes=5, embedding_size=8, margin=4, scale=2.0)
     head, embeddings, labels = pml_pair("sphereface", pml_loss, s=2.0, m=4)
     embeddings = F.normalize(embeddings, dim=1)
@@ -243,7 +243,7 @@ def test_margin_loss_matches_float64_reference_end_to_end(kind, fn, kwargs):
     assert head(embeddings, labels).item() == pytest.approx(expected, rel=1e-10)
 
 
-def test_cosine_classifier_returns_cosines_of_normalised_vectors():
+def test_cosine_classifier_returns_cosines_of_normalized_vectors():
     torch.manual_seed(3)
     classifier = margins.CosineClassifier(5, 7).double()
     embeddings = torch.randn(4, 5, dtype=torch.float64)

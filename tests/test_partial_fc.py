@@ -85,7 +85,7 @@ def test_partial_fc_full_rate_matches_pytorch_metric_learning_arcface():
     assert head(embeddings, labels).item() == pytest.approx(pml(embeddings, labels).item(), rel=1e-5)
 
 
-def test_partial_fc_eval_mode_uses_all_centres():
+def test_partial_fc_eval_mode_uses_all_centers():
     torch.manual_seed(3)
     head = partial_fc.PartialFCLoss(8, 200, sample_rate=0.1).eval()
     embeddings, labels = torch.randn(6, 8), torch.randint(0, 200, (6,))
@@ -93,7 +93,7 @@ def test_partial_fc_eval_mode_uses_all_centres():
     assert head(embeddings, labels).item() == pytest.approx(want, rel=1e-5)
 
 
-def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
+def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centers():
     head = partial_fc.PartialFCLoss(8, 200, sample_rate=0.1)
     embeddings, labels = torch.randn(6, 8), torch.tensor([5, 17, 5, 199, 0, 64])
     torch.manual_seed(11)
@@ -106,7 +106,7 @@ def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
     assert loss.item() < full  # fewer competitors in the denominator
 
 
-def test_partial_fc_only_sampled_centres_get_a_gradient():
+def test_partial_fc_only_sampled_centers_get_a_gradient():
     torch.manual_seed(4)
     head = partial_fc.PartialFCLoss(8, 500, sample_rate=0.1)
     labels = torch.tensor([1, 2, 3, 250])
@@ -116,7 +116,7 @@ def test_partial_fc_only_sampled_centres_get_a_gradient():
     assert set(labels.tolist()) <= set(touched.tolist())
 
 
-def test_partial_fc_with_too_small_rate_samples_one_centre_per_sample_and_keeps_present_classes():
+def test_partial_fc_with_too_small_rate_samples_one_center_per_sample_and_keeps_present_classes():
     torch.manual_seed(5)
     head = partial_fc.PartialFCLoss(8, 1000, sample_rate=0.0)
     embeddings, labels = torch.randn(5, 8), torch.tensor([9, 4, 9, 600, 4])

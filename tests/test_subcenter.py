@@ -1,6 +1,6 @@
 """Tests of snippets/pytorch/subcenter.py.
 
-Oracles: a float64 `reference_logits` written here from the paper (max over sub-centres, then ArcFace with acos),
+Oracles: a float64 `reference_logits` written here from the paper (max over sub-centers, then ArcFace with acos),
 worked example E8 of tests/worked_examples.md, and pytorch-metric-learning 2.9.0's
 SubCenterArcFaceLoss (loss, gradients and get_outliers).
 """
@@ -39,7 +39,7 @@ class Head(nn.Module):
 
 
 def with_mirrored_subcenters(cosine):
-    """K = 2 where each class's second sub-centre is minus the first: the class cosine becomes |c|."""
+    """K = 2 where each class's second sub-center is minus the first: the class cosine becomes |c|."""
     cosine = torch.tensor(cosine, dtype=torch.float64)
     return torch.stack([cosine, -cosine], dim=2).reshape(len(cosine), -1)
 
@@ -51,7 +51,7 @@ def random_cosines(batch=12, classes=5, num_subcenters=3, seed=0, low=-1.0, high
 
 
 def test_subcenter_matches_worked_example_e8():
-    # E3's cosines with mirrored sub-centres and PML's default margin 28.6 degrees, s = 64.
+    # E3's cosines with mirrored sub-centers and PML's default margin 28.6 degrees, s = 64.
     cosine, labels = with_mirrored_subcenters([[0.8, 0.3, -0.2], [0.1, 0.6, -0.4]]), torch.tensor([0, 1])
     logits = subcenter.subcenter_arcface_logits(cosine, labels, num_subcenters=2, s=64.0, m=math.radians(28.6))
     losses = F.cross_entropy(logits, labels, reduction="none")
@@ -115,8 +115,8 @@ def test_subcenter_outliers_match_pml_get_outliers():
 
 
 def test_subcenter_outliers_flags_the_sample_far_from_the_dominant_subcenter():
-    # class 0: samples 0 and 1 sit at sub-centre 1 (dominant); sample 2 sits at sub-centre 0, at 84 degrees
-    # (cos 0.1) from sub-centre 1: an outlier. Class 1: one sample, its nearest sub-centre is dominant.
+    # class 0: samples 0 and 1 sit at sub-center 1 (dominant); sample 2 sits at sub-center 0, at 84 degrees
+    # (cos 0.1) from sub-center 1: an outlier. Class 1: one sample, its nearest sub-center is dominant.
     cosine = torch.tensor([[0.2, 0.9, 0.0, 0.0], [0.1, 0.8, 0.0, 0.0], [0.95, 0.1, 0.0, 0.0], [0.0, 0.0, 0.3, 0.2]])
     dominant, outliers = subcenter.subcenter_outliers(cosine, torch.tensor([0, 0, 0, 1]), num_subcenters=2)
     assert dominant.tolist() == [1, 0]

@@ -192,7 +192,8 @@ def test_both_glossaries_have_the_same_notation():
     assert [row[0] for row in table("ko", "notation")] == [row[0] for row in table("en", "notation")]
 
 
-SNIPPET_SOURCES = sorted((ROOT / "snippets").glob("[pk]*/*.py"))  # snippets/pytorch and snippets/keras
+# Every Python file a reader may open from a page: the snippets (all folders) and the experiment code.
+SNIPPET_SOURCES = sorted([*(ROOT / "snippets").rglob("*.py"), *(ROOT / "experiments").glob("*.py")])
 
 
 def snippet_prose(source: str) -> list[tuple[int, str]]:
@@ -215,7 +216,7 @@ def british_words(source: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("path", SNIPPET_SOURCES, ids=lambda p: p.relative_to(ROOT / "snippets").as_posix())
+@pytest.mark.parametrize("path", SNIPPET_SOURCES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_snippet_comments_and_docstrings_use_american_spelling(path):
     found = british_words(path.read_text(encoding="utf-8"))
     assert not found, f"{path.relative_to(ROOT)}: British spelling in a comment or string:\n" + "\n".join(found)

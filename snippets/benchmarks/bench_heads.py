@@ -1,16 +1,16 @@
 """Benchmark of the classification heads: forward + backward time (and Partial FC's peak memory) on the CPU.
 
 Part 1 - the cost of the margin. Batch B = 256, embedding D = 512, C in {1k, 10k, 100k} classes; one step is
-normalise embeddings and class weights, cosine matrix, logits, mean cross-entropy, backward to the embeddings and
+normalize embeddings and class weights, cosine matrix, logits, mean cross-entropy, backward to the embeddings and
 the weights. Three heads, timed in turn inside each repetition so that they share the machine's noise:
   normface  s * cos(theta) for every class, no margin (the plain cosine-softmax head)
   arcface   arcface_logits from snippets/pytorch/margins.py (margin on the target column only)
   pml       pytorch-metric-learning's ArcFaceLoss (margin given in degrees: degrees(0.5 rad))
 
 Part 2 - Partial FC (snippets/pytorch/partial_fc.py), B = 256, D = 128, C in {100k, 1M}, sample rate
-r in {1.0, 0.3, 0.1}. One step = sample centres (r < 1), forward, backward. D is 128 rather than 512 so that the
-C = 1M full softmax (weights, their gradient, normalised copy, [256, 1M] logits) fits a shared 23 GB machine; the
-cost of every part of the step still grows linearly with the number of centres used.
+r in {1.0, 0.3, 0.1}. One step = sample centers (r < 1), forward, backward. D is 128 rather than 512 so that the
+C = 1M full softmax (weights, their gradient, normalized copy, [256, 1M] logits) fits a shared 23 GB machine; the
+cost of every part of the step still grows linearly with the number of centers used.
 Memory: each Partial FC configuration runs in a fresh process; "peak extra memory" is the process's peak resident
 set size (VmHWM in /proc/self/status, reset just before the steps by writing 5 to /proc/self/clear_refs) minus its
 resident set size (VmRSS) at that moment, i.e. what the steps themselves added on top of the weights and inputs.

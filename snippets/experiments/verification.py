@@ -9,7 +9,7 @@
   EER        (FAR + FRR) / 2 at the threshold where FAR = false accepts and FRR = false rejects are closest
              (the lower threshold when two are equally close);
   Recall@1   the fraction of images whose best-scoring other image is genuine, strictly: a tie between a genuine
-             and an impostor neighbour counts as a miss.
+             and an impostor neighbor counts as a miss.
 These are the verification measures of face recognition benchmarks such as LFW (Huang et al., 2007) and IJB-C
 (Maze et al., 2018), with the tie rules spelled out. Only numpy.
 """
@@ -27,7 +27,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 def pair_scores(embeddings: np.ndarray, labels: np.ndarray, block: int = 512):
     """Cosine scores of every unordered pair, split into genuine and impostor pairs, plus each image's best
-    genuine and best impostor neighbour score (for Recall@1). Images are sorted by label first, so an image's
+    genuine and best impostor neighbor score (for Recall@1). Images are sorted by label first, so an image's
     genuine partners are one contiguous run of columns; rows go in blocks so memory stays O(block · N).
     Scores are rounded to 9 decimals, so that pairs at equal angles tie however the dot product was summed."""
     order = np.argsort(labels, kind="stable")

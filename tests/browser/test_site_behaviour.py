@@ -1,4 +1,4 @@
-"""Site-wide behaviours a reader relies on: linked framework tabs, exact copy buttons, per-language search,
+"""Site-wide behaviors a reader relies on: linked framework tabs, exact copy buttons, per-language search,
 dark mode, and a phone-sized layout."""
 
 import re

@@ -96,7 +96,7 @@ def test_defect_2_model_output_is_a_probability_not_a_cosine():
     kernel = ops.convert_to_numpy(model.layers[-2].kernel)  # the Dense(num_classes) before the softmax
     column_norms = np.linalg.norm(kernel, axis=0)
     row_sums = y_pred.sum(axis=1)
-    # what a cosine layer on the same normalised embeddings would give: values of both signs
+    # what a cosine layer on the same normalized embeddings would give: values of both signs
     embeddings = ops.convert_to_numpy(keras.Model(model.input, model.layers[-3].output)(x))
     cosines = embeddings @ (kernel / column_norms)
     print(
@@ -135,7 +135,7 @@ def test_defect_3_margin_is_applied_to_every_class_not_only_the_target(old_logit
     )
     assert difference == pytest.approx(S * (0.2 - math.cos(math.acos(0.2) + M)), rel=1e-5)  # c = 0.2: 14.83
     assert new_loss == pytest.approx(1.0221400992766618, rel=1e-5)  # the guide's E2 at s = 30
-    assert old_loss < 1e-5 < new_loss  # penalising every class cancels the margin's effect
+    assert old_loss < 1e-5 < new_loss  # penalizing every class cancels the margin's effect
 
 
 # --- defect 4: the fallback jumps up -------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_partial_fc_full_rate_loss_and_gradient_match_pytorch(kwargs):
     assert_parity(grad, ref_grad, "d loss / d embeddings")
 
 
-def test_partial_fc_inference_uses_all_centres_like_the_pytorch_eval_mode():
+def test_partial_fc_inference_uses_all_centers_like_the_pytorch_eval_mode():
     module, layer = make_pair(num_classes=200, sample_rate=0.1)
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(6, 8)).astype("float32"), rng.integers(0, 200, size=6)
@@ -89,7 +89,7 @@ def test_partial_fc_inference_uses_all_centres_like_the_pytorch_eval_mode():
     assert loss == pytest.approx(margin_loss(x, module.weight.detach().numpy(), y), rel=RTOL)
 
 
-def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centres():
+def test_partial_fc_sampled_loss_is_the_oracle_on_the_sampled_centers():
     _, layer = make_pair(num_classes=200, sample_rate=0.1, seed=11)
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(6, 8)).astype("float32"), np.array([5, 17, 5, 199, 0, 64])
@@ -113,8 +113,8 @@ def build_model():
 def toy_data():
     rng = np.random.default_rng(0)
     y = np.arange(200) % 50
-    centres = rng.normal(size=(50, 8)) * 3
-    return (centres[y] + rng.normal(size=(200, 8))).astype("float32"), y
+    centers = rng.normal(size=(50, 8)) * 3
+    return (centers[y] + rng.normal(size=(200, 8))).astype("float32"), y
 
 
 def test_partial_fc_model_fit_lowers_the_loss():

@@ -19,7 +19,7 @@ def cosine_batch(seed, batch=10, classes=4, k=3, edges=False):
     rng = np.random.default_rng(seed)
     cosine = rng.uniform(-1, 1, size=(batch, classes * k)).astype("float32")
     labels = rng.integers(0, classes, size=batch).astype("int64")
-    if edges:  # every sub-centre of the target at cos = 1, -1 and past θ + m > π (ties in the max, too)
+    if edges:  # every sub-center of the target at cos = 1, -1 and past θ + m > π (ties in the max, too)
         for row, value in enumerate([1.0, -1.0, -0.95, -0.9]):
             cosine[row, labels[row] * k : (labels[row] + 1) * k] = value
     return cosine, labels
@@ -46,7 +46,7 @@ def test_logits_loss_and_gradient_match_pytorch_twin(k, s, m, edges):
 
 
 def test_worked_example_reduces_to_arcface_e2():
-    """K = 2 with mirrored sub-centres: the max gives E2's cosines (worked_examples.md), so the loss is E2's
+    """K = 2 with mirrored sub-centers: the max gives E2's cosines (worked_examples.md), so the loss is E2's
     1.4844746655638588."""
     cosine = np.array([[-0.7, 0.7, 0.3, -0.3, 0.1, -0.1], [0.2, -0.2, 0.75, -0.75, 0.35, -0.35]], dtype="float32")
     labels = np.array([0, 1])
