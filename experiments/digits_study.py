@@ -14,6 +14,7 @@ import plots
 import runner
 import train
 from heads import DEFAULT_MARGINS, MARGIN_KEY, METHODS
+from metrics import seed_stats
 
 DIGIT_METHODS = METHODS
 # The one set of hyperparameters every method shares (see the Experiments page for why these values).
@@ -81,19 +82,9 @@ def summarise(results: dict, methods, seeds, baselines=None) -> dict:
                     if column in values:
                         values[column].append(value)
         if any(values.values()):
-            summary[method] = {
-                c: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for c, v in values.items() if v
-            }
+            summary[method] = {c: seed_stats(v) for c, v in values.items() if v}
     for name, runs in (baselines or {}).items():
-        summary[name] = {
-            c: {
-                "mean": float(np.mean([r[c] for r in runs])),
-                "std": float(np.std([r[c] for r in runs])),
-                "n": len(runs),
-            }
-            for c in COLUMNS
-            if c in runs[0]
-        }
+        summary[name] = {c: seed_stats([r[c] for r in runs]) for c in COLUMNS if c in runs[0]}
     return summary
 
 

@@ -21,7 +21,7 @@ import plots
 import runner
 import train
 from heads import DEFAULT_MARGINS, MARGIN_KEY, METHODS, adacos_scale
-from metrics import nearest_neighbours, pca_2d, unit
+from metrics import nearest_neighbors, pca_2d, seed_stats, unit
 
 SEEDS = (0, 1, 2)
 SHARED = {
@@ -109,19 +109,14 @@ def run_study(params: dict | None = None, fresh: bool = False) -> tuple:
 
 
 # --- summaries --------------------------------------------------------------------------------------------
-def stats(values) -> dict:
-    v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
-
-
 def summarise(results: dict, baselines: dict) -> dict:
     """method -> eval set -> column -> stats over SEEDS; baselines as rows of their own."""
     summary = {}
     for method in METHODS:
         seeds = [results[f"{method}-seed{s}"]["metrics"] for s in SEEDS]
-        summary[method] = {where: {c: stats([m[where][c] for m in seeds]) for c in COLUMNS} for where in seeds[0]}
+        summary[method] = {where: {c: seed_stats([m[where][c] for m in seeds]) for c in COLUMNS} for where in seeds[0]}
     for name, runs in baselines.items():
-        summary[name] = {where: {c: stats([r[where][c] for r in runs]) for c in COLUMNS} for where in runs[0]}
+        summary[name] = {where: {c: seed_stats([r[where][c] for r in runs]) for c in COLUMNS} for where in runs[0]}
     return summary
 
 
@@ -137,7 +132,7 @@ def paired(results: dict) -> dict:
             )
             for s in SEEDS
         ]
-        out[f"{a} - {b}"] = {**stats(d), "per_seed": [round(x, 2) for x in d]}
+        out[f"{a} - {b}"] = {**seed_stats(d), "per_seed": [round(x, 2) for x in d]}
     return out
 
 
@@ -240,7 +235,7 @@ def publish(data: dict, results: dict, assets: Path) -> dict:
         "torch_threads": 1,
         "data": {
             **data["fingerprint"],
-            "licences": {p: glyphs.LICENCES[p] for p in sorted(set(data["packages"]))},
+            "licenses": {p: glyphs.LICENSES[p] for p in sorted(set(data["packages"]))},
             "dropped": data["dropped"],
             "missing_syllables": data["missing_syllables"],
             "families": sorted(set(data["families"])),
@@ -317,8 +312,8 @@ def pixel_gallery(data: dict, queries) -> dict:
     x = train.eval_images(data, faces, syllables).flatten(1).numpy()
     index = {(int(f), int(s)): i for i, (f, s) in enumerate(zip(faces, syllables, strict=True))}
     q = [index[tuple(pair)] for pair in queries]
-    near = nearest_neighbours(x, q, train.GALLERY_NEIGHBOURS)
-    return {"queries": queries, "neighbours": [[[int(faces[j]), int(syllables[j])] for j in row] for row in near]}
+    near = nearest_neighbors(x, q, train.GALLERY_NEIGHBORS)
+    return {"queries": queries, "neighbors": [[[int(faces[j]), int(syllables[j])] for j in row] for row in near]}
 
 
 def pixel_pca(data: dict):

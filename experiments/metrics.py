@@ -1,4 +1,4 @@
-"""Scores the pages do not show: distance histograms, a 2-D PCA, nearest-centroid accuracy, nearest neighbours.
+"""Scores the pages do not show: distance histograms, a 2-D PCA, nearest-centroid accuracy, nearest neighbors.
 
 The verification metrics the Experiments page shows live in snippets/experiments/verification.py.
 """
@@ -27,6 +27,13 @@ def distance_histograms(embeddings: np.ndarray, labels: np.ndarray) -> dict:
     return {"positive": np.round(pos, 5).tolist(), "negative": np.round(neg, 5).tolist()}
 
 
+def seed_stats(values) -> dict:
+    """Mean and sample standard deviation (ddof = 1) over seeds, and their number: the "mean ± std" of every
+    table of the Experiments page (one seed: std 0)."""
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+
+
 def pca_2d(embeddings: np.ndarray) -> np.ndarray:
     """Project unit embeddings onto their first two principal axes (sign fixed for determinism)."""
     e = unit(embeddings.astype(np.float64))
@@ -44,7 +51,7 @@ def nearest_centroid_accuracy(train_emb, train_y, test_emb, test_y) -> float:
     return float(np.mean(pred == test_y))
 
 
-def nearest_neighbours(embeddings: np.ndarray, queries, k: int) -> np.ndarray:
+def nearest_neighbors(embeddings: np.ndarray, queries, k: int) -> np.ndarray:
     """Indices of the k most similar other images (cosine) of each query index; ties by index."""
     e = unit(embeddings.astype(np.float64))
     sim = e[queries] @ e.T
