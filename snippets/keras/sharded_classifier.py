@@ -1,11 +1,11 @@
 """The class centers of a Keras CosineClassifier split over devices by class, with keras.distribution (JAX backend).
 
 keras.distribution places each variable on a DeviceMesh according to a LayoutMap. Giving the classifier's kernel
-W [D, C] the layout (None, "model") splits its columns, the classes, over the devices of the "model" axis: device k
-holds W[:, k·C/K : (k+1)·C/K]. Under jax.jit, XLA's partitioner (GSPMD) then computes cos θ [B, C/K] on each device
-and turns the softmax's row maximum and row sum into collectives across the devices, the same three steps that
-model_parallel.py writes by hand for torch.distributed (there: insightface's Partial FC, An et al., ICCV Workshops
-2021, arXiv 2010.05222).
+W [D, C] the layout (None, "model") splits its columns, the classes, over the G devices of the "model" axis:
+device g holds W[:, g·C/G : (g+1)·C/G]. Under jax.jit, XLA's partitioner (GSPMD) then computes cos θ [B, C/G] on
+each device and turns the softmax's row maximum and row sum into collectives across the devices, the same three
+steps that model_parallel.py writes by hand for torch.distributed (there: insightface's Partial FC, An et al., ICCV
+Workshops 2021, arXiv 2010.05222).
 
 Limits, checked by running it: keras.distribution exists only on the JAX backend; C must be a multiple of the
 number of devices (JAX raises IndivisibleError otherwise: pad the classes and mask their logits); the whole kernel

@@ -1,22 +1,22 @@
 """Model-parallel margin head on torch.distributed: class centers split by class over processes, Partial FC per shard.
 
-With N processes (ranks), rank k holds the class centers of one consecutive block of classes, C_k of them
-(C_k = ⌊C/N⌋ + 1[k < C mod N], so uneven C is fine), and never the whole [C, D] matrix. One step:
+With G processes (ranks), rank g holds the class centers of one consecutive block of classes, C_g of them
+(C_g = ⌊C/G⌋ + 1[g < C mod G], so uneven C is fine), and never the whole [C, D] matrix. One step:
 
-  1. all-gather   every rank receives the embeddings [B, D] and labels [B] of all ranks (B = Σ b_k); the
+  1. all-gather   every rank receives the embeddings [B, D] and labels [B] of all ranks (B = Σ_g b_g); the
                   gradient of the embeddings flows back to the rank that produced them (backward = all-reduce of
                   the [B, D] gradient, each rank keeping its own rows).
-  2. local logits rank k computes cos θ [B, C_k] against its shard and applies the margin function on the rows
+  2. local logits rank g computes cos θ [B, C_g] against its shard and applies the margin function on the rows
                   whose target class it owns (labels re-indexed into the shard, -1 elsewhere); other rows are s·cos θ.
   3. all-reduce   the softmax normalizer is spread over the shards, so the maximum M_i (op MAX), the sum
-                  Σ_k Σ_j exp(z_ij - M_i) (op SUM) and the target logit z_i,y_i (op SUM, one owner) are reduced:
+                  Σ_g Σ_j exp(z_ij - M_i) (op SUM) and the target logit z_i,y_i (op SUM, one owner) are reduced:
 
-                  L = (1/B) Σ_i [ M_i + log Σ_k Σ_{j ∈ shard k} exp(z_ij - M_i) - z_i,y_i ]
+                  L = (1/B) Σ_i [ M_i + log Σ_g Σ_{j ∈ shard g} exp(z_ij - M_i) - z_i,y_i ]
 
                   identical on every rank; ∂L/∂z_ij = (softmax_ij - 1[j = y_i]) / B needs no further communication.
 
 Traffic per step is O(B·D + B), independent of C. With sample_rate r < 1 each rank also does Partial FC on its own
-shard: all classes of its shard present in the batch (the positives) plus uniformly random others, max(⌊r·C_k⌋,
+shard: all classes of its shard present in the batch (the positives) plus uniformly random others, max(⌊r·C_g⌋,
 #positives) in all, and only those rows enter the step (insightface arcface_torch, partial_fc_v2.py; An et al.,
 "Partial FC: Training 10 Million Identities on a Single Machine", ICCV Workshops 2021, arXiv 2010.05222).
 
@@ -42,7 +42,7 @@ from torch import nn
 
 # --8<-- [start:shard_range]
 def shard_range(num_classes, rank, world_size):
-    """First class and number of classes of rank's shard: consecutive blocks, the first C mod N one class larger."""
+    """First class and number of classes of rank's shard: consecutive blocks, the first C mod G one class larger."""
     base, extra = divmod(num_classes, world_size)
     return base * rank + min(rank, extra), base + int(rank < extra)
 
@@ -52,7 +52,7 @@ def shard_range(num_classes, rank, world_size):
 
 # --8<-- [start:all_gather]
 class AllGather(torch.autograd.Function):
-    """Concatenate every rank's rows [b_k, ...] (b_k may differ); backward: this rank's rows of the summed gradient."""
+    """Concatenate every rank's rows [b_g, ...] (b_g may differ); backward: this rank's rows of the summed gradient."""
 
     @staticmethod
     def forward(ctx, tensor, sizes, group):
@@ -159,7 +159,7 @@ def shard_logits(cosine, targets, margin_logits, margin_args):
     rows = torch.nonzero(targets >= 0).squeeze(1)
     if rows.numel() == 0:
         return logits
-    logits[rows] = margin_logits(cosine[rows], targets[rows], **margin_args)  # in place: no copy of [B, C_k]
+    logits[rows] = margin_logits(cosine[rows], targets[rows], **margin_args)  # in place: no copy of [B, C_g]
     return logits
 
 
@@ -194,7 +194,7 @@ class DistCrossEntropy(torch.autograd.Function):
 
 
 def dist_margin_cross_entropy(embeddings, weight, targets, margin_logits, process_group=None, **margin_args):
-    """Dense loss on one shard: cos θ [B, C_k], margin on owned rows, cross-entropy reduced over process_group."""
+    """Dense loss on one shard: cos θ [B, C_g], margin on owned rows, cross-entropy reduced over process_group."""
     cosine = F.linear(F.normalize(embeddings, dim=1, eps=1e-12), F.normalize(weight, dim=1, eps=1e-12))
     return DistCrossEntropy.apply(shard_logits(cosine, targets, margin_logits, margin_args), targets, process_group)
 
@@ -204,7 +204,7 @@ def dist_margin_cross_entropy(embeddings, weight, targets, margin_logits, proces
 
 # --8<-- [start:model_parallel_loss]
 class ModelParallelMarginLoss(nn.Module):
-    """This rank's shard of the class centers [C_k, D] + a margin softmax over all ranks; forward returns the mean loss.
+    """This rank's shard of the class centers [C_g, D] + a margin softmax over all ranks; forward returns the mean loss.
 
     margin_logits: any `*_logits(cosine, labels, ...)` function; margin_args go to it (s, m, ...).
     sample_rate < 1: Partial FC in train() mode (positives kept); eval() or sample_rate = 1 uses the whole shard.
