@@ -176,7 +176,7 @@ print(f"loss: first epoch {arcface_history[0]:.2f}, last epoch {arcface_history[
 print(f"closed-set test accuracy: {accuracy:.3f}")
 
 # %% [markdown]
-# The loss drops quickly in the first epochs; the training set is small, so it ends close to zero.
+# The loss drops quickly in the first epochs; the two numbers printed above show where it ends.
 
 # %%
 import matplotlib.pyplot as plt
@@ -193,9 +193,10 @@ plt.show()
 #
 # Train the same model with a 2-dimensional embedding and the normalized features lie on the unit circle, so we can
 # plot them directly. Look at how closely each class gathers on an arc around its own class center $\mathbf{W}_j$
-# (drawn as a spoke). Do not expect clean gaps between the classes: a circle has no room for six classes and a margin
-# of $m = 0.5$, so neighboring arcs touch or overlap, as in the 2-D figure of the
-# [ArcFace chapter](../arcface/#geometry). The room a margin makes shows in more dimensions.
+# (drawn as a spoke). Do not expect clean gaps between the classes: six classes and a 0.5 rad margin are a tight fit
+# on a circle (each class keeps at most about 31° between the margin bands), so neighboring arcs touch or overlap, as
+# in the 2-D figure of the [ArcFace chapter](../arcface/#geometry). The room a margin creates becomes visible only in
+# more dimensions.
 
 # %%
 torch.manual_seed(0)
@@ -283,8 +284,9 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # three seeds and finds the same: on the unseen digits, TAR@FAR=$10^{-2}$ is 0.40 for the pixels and 0.25 for the
 # untrained MLP, while the best trained embedding, NormFace, reaches 0.22 and ArcFace 0.18. With six classes, a network
 # learns just the features that tell those six apart and throws away what would tell unseen digits apart. Angular
-# margins earn their keep when there are thousands of training classes, as in face recognition; the
-# [Hangul syllable study](../experiments/#glyph-study), which verifies syllables never seen in training, is that case.
+# margins earn their keep when there are many training classes, as in face recognition: in the
+# [Hangul syllable study](../experiments/#glyph-study), which verifies syllables never seen in training, the margin's
+# gain shows from 50 training syllables on.
 
 
 # %%
@@ -337,4 +339,5 @@ plt.show()
 # - Change `S` and `M`. A larger $m$ may leave closed-set accuracy unchanged and still move verification on unseen
 #   digits.
 # - Replace `arcface_logits` with `cosface_logits` from `margins.py` and you have CosFace.
-# - Change the embedding size from 2 to 3 to see the distribution on the unit sphere.
+# - Change the embedding size from 2 to 3 and plot in 3-D (`projection="3d"`) to see the distribution on the unit
+#   sphere.
