@@ -98,7 +98,7 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 #
 # With only six classes, face recognition's usual $s = 64$ is far too large: the softmax saturates almost at once and
 # the training signal vanishes (the section on the scale in the [angular-margins chapter](../angular-margins/)
-# explains why). So we use the experiments' $s = 16$, the paper's margin $m = 0.5$ radians (about 29°) and Adam at a
+# explains why). So we use the experiments' $s = 16$, the paper's margin $m = 0.5$ radians (about 28.6°) and Adam at a
 # learning rate of $10^{-3}$, all as in the experiments. Two things differ: the experiments use P×K batches and a
 # learning rate that decays along a cosine to 0, while this notebook keeps its code short with shuffled batches of
 # 60 and a constant rate.
@@ -338,6 +338,6 @@ plt.show()
 #
 # - Change `S` and `M`. A larger $m$ may leave closed-set accuracy unchanged and still move verification on unseen
 #   digits.
-# - Replace `arcface_logits` with `cosface_logits` from `margins.py` and you have CosFace.
+# - Import `cosface_logits` from `margins.py` and use it in place of `arcface_logits` to get CosFace.
 # - Change the embedding size from 2 to 3 and plot in 3-D (`projection="3d"`) to see the distribution on the unit
 #   sphere.

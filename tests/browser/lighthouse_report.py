@@ -111,12 +111,17 @@ def main(argv=None) -> int:
             runs = []
             for i in range(args.runs):
                 suffix = f"-{i + 1}" if args.runs > 1 else ""
-                runs.append(run_lighthouse(base + path, reports / f"{name}{suffix}.json", chromium))
-            tbts = [lhr["audits"]["total-blocking-time"]["numericValue"] for lhr in runs]
-            perf = [lhr["categories"]["performance"]["score"] for lhr in runs]
+                for _attempt in range(3):  # a run whose trace Lighthouse could not read has no metrics: run it again
+                    lhr = run_lighthouse(base + path, reports / f"{name}{suffix}.json", chromium)
+                    if lhr["categories"]["performance"]["score"] is not None:
+                        break
+                runs.append(lhr)
+            runs = [lhr for lhr in runs if lhr["categories"]["performance"]["score"] is not None] or runs
+            tbts = [t for lhr in runs if (t := lhr["audits"]["total-blocking-time"].get("numericValue")) is not None]
+            perf = [lhr["categories"]["performance"]["score"] or 0 for lhr in runs]
             lhr = runs[perf.index(statistics.median_low(perf))] if args.runs > 1 else runs[0]
             rows.append(row(path, lhr))
-            if args.runs > 1:
+            if args.runs > 1 and tbts:
                 rows[-1]["TBT"] = f"{statistics.median(tbts):,.0f} ms (" + ", ".join(f"{t:,.0f}" for t in tbts) + ")"
             print(" | ".join(str(v) for v in rows[-1].values()), flush=True)
     finally:
