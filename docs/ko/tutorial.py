@@ -330,5 +330,5 @@ plt.show()
 # <h2 id="next-steps">더 해 보기</h2>
 #
 # - `S`와 `M`을 바꿔 보세요. $m$을 키우면 닫힌 집합 정확도는 그대로여도 처음 보는 숫자의 검증 성능이 달라집니다.
-# - `arcface_logits` 대신 `margins.py`의 `cosface_logits`를 넣으면 CosFace가 됩니다.
+# - `margins.py`에서 `cosface_logits`를 가져와 `arcface_logits` 대신 쓰면 CosFace가 됩니다.
 # - 임베딩 크기를 3으로 바꾸고 3차원 산점도(`projection="3d"`)로 그리면 단위 구 위의 분포를 볼 수 있습니다.
