@@ -454,3 +454,16 @@ def test_page_claim_the_spread_between_seeds_of_the_normalized_heads(summary):
     # "With a spread of 0.02-0.07 between seeds (TAR@FAR=10^-2), three seeds cannot rank the close methods"
     spreads = [summary[m]["tar_at_far_1e-2"]["std"] for m in NORMALIZED]
     assert (round(min(spreads), 2), round(max(spreads), 2)) == (0.02, 0.07)
+
+
+def test_seed_stats_is_the_sample_standard_deviation():
+    # Oracle: the standard library's sample standard deviation (n - 1 in the denominator), as the tables say.
+    import statistics
+
+    from metrics import seed_stats
+
+    values = [0.224, 0.151, 0.297]
+    stats = seed_stats(values)
+    assert stats["n"] == 3 and stats["mean"] == pytest.approx(statistics.fmean(values), abs=1e-15)
+    assert stats["std"] == pytest.approx(statistics.stdev(values), abs=1e-15)
+    assert seed_stats([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1}

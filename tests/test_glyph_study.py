@@ -185,7 +185,7 @@ def cited_value(record, key):
 
 
 def tokens(lang):
-    return re.findall(r"\[\[glyphs:([^\]]+)\]\]", PAGES[lang].read_text(encoding="utf-8"))
+    return results_hook.TOKEN.findall(PAGES[lang].read_text(encoding="utf-8"))
 
 
 def test_the_page_writes_every_glyph_number_as_a_token_and_each_names_a_published_result(record):
@@ -206,7 +206,7 @@ def test_the_discussion_types_no_result_number_by_hand():
     for lang, page in PAGES.items():
         text = page.read_text(encoding="utf-8")
         start = text.index("{ #glyph-discussion }")
-        discussion = re.sub(r"\[\[glyphs:[^\]]+\]\]", "", text[start : text.index("\n## ", start)])
+        discussion = results_hook.TOKEN.sub("", text[start : text.index("\n## ", start)])
         assert not re.findall(r"\d+\.\d+\s*%", discussion), lang
 
 
