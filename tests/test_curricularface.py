@@ -194,3 +194,11 @@ def test_curricularface_script_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "0.04868" in result.stdout
+
+
+def test_curricularface_target_at_cos_one_is_cos_m_to_float64_precision():
+    # The sin clamp sits at 1e-20 as in margins.py: at cos = 1 the target is cos(m) to 1e-10. A floor of 1e-12
+    # would add sqrt(1e-12) sin(m) = 4.8e-7 and fail.
+    cosine = torch.tensor([[1.0, 0.2]], dtype=torch.float64)
+    logits = curricularface.curricularface_logits(cosine, torch.tensor([0]), t=0.0, s=1.0, m=0.5)
+    assert abs(logits[0, 0].item() - np.cos(0.5)) < 1e-9

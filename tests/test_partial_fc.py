@@ -184,3 +184,10 @@ def test_partial_fc_script_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "index[remapped] == labels: True" in result.stdout
+
+
+def test_margin_logits_at_cos_one_are_cos_m_to_float64_precision():
+    # Same sin clamp as margins.py (1e-20): at cos = 1 the ArcFace target is cos(m) to 1e-10; 1e-12 would be 4.8e-7 off.
+    cosine = torch.tensor([[1.0, 0.2]], dtype=torch.float64)
+    logits = partial_fc._margin_logits(cosine, torch.tensor([0]), "arcface", 1.0, 0.5)
+    assert abs(logits[0, 0].item() - math.cos(0.5)) < 1e-9

@@ -92,7 +92,7 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
     labels = ops.cast(labels, "int32")
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)  # [B, 1]
     squared_sin = 1.0 - cos_y * cos_y
-    sin_y = ops.sqrt(ops.where(squared_sin > 1e-12, squared_sin, 1e-12))  # guarded: finite gradient at cos = +-1
+    sin_y = ops.sqrt(ops.where(squared_sin > 1e-20, squared_sin, 1e-20))  # guarded: finite gradient at cos = +-1
     cos_y_m = cos_y * math.cos(m) - sin_y * math.sin(m)  # cos(theta_y + m)
     # ArcFace target; past theta_y + m > pi, i.e. cos(theta_y) < cos(pi - m), fall back to cos(theta_y) - m sin(m)
     target = ops.where(cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y_m)

@@ -65,7 +65,7 @@ def _margin_logits(cosine, labels, margin, s, m):
     cos_y = ops.take_along_axis(cosine, ops.expand_dims(labels, 1), axis=1)
     if margin == "arcface":
         squared_sin = 1.0 - cos_y * cos_y
-        sin_y = ops.sqrt(ops.where(squared_sin > 1e-12, squared_sin, 1e-12))  # finite gradient at cos = +-1
+        sin_y = ops.sqrt(ops.where(squared_sin > 1e-20, squared_sin, 1e-20))  # finite gradient at cos = +-1
         target = ops.where(
             cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
         )

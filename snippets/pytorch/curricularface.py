@@ -73,7 +73,7 @@ def curricularface_logits(cosine, labels, t, s=64.0, m=0.5):
 
     index = labels.long().unsqueeze(1)
     cos_y = cosine.gather(1, index)  # [B, 1]
-    sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # guarded: finite gradient at cos = +-1
+    sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-20))  # guarded: finite gradient at cos = +-1
     cos_y_m = cos_y * math.cos(m) - sin_y * math.sin(m)  # cos(theta_y + m)
     # ArcFace target; past theta_y + m > pi, i.e. cos(theta_y) < cos(pi - m), fall back to cos(theta_y) - m sin(m)
     target = torch.where(cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y_m)

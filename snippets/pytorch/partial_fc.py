@@ -57,7 +57,7 @@ def _margin_logits(cosine, labels, margin, s, m):
     index = labels.unsqueeze(1)
     cos_y = cosine.gather(1, index)
     if margin == "arcface":
-        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-12))  # finite gradient at cos = +-1
+        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp_min(1e-20))  # finite gradient at cos = +-1
         target = torch.where(
             cos_y < math.cos(math.pi - m), cos_y - m * math.sin(m), cos_y * math.cos(m) - sin_y * math.sin(m)
         )
