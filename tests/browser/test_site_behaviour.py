@@ -67,6 +67,36 @@ def test_copy_button_copies_exactly_the_snippet_section(browser, base_url):
     assert copied.strip("\n") == expected
 
 
+@pytest.mark.parametrize(
+    "lang, summary",
+    [("ko", "파일 전체: snippets/pytorch/margins.py"), ("en", "The whole file: snippets/pytorch/margins.py")],
+)
+def test_collapsed_whole_file_opens_with_its_code_and_a_copy_button_that_copies_the_file(
+    browser, base_url, lang, summary
+):
+    # docs/hooks/lazy_code.py keeps the code of collapsed blocks in a <template>; site.js moves it in on opening.
+    lines = (ROOT / "snippets/pytorch/margins.py").read_text(encoding="utf-8").splitlines()
+    expected = "\n".join(line for line in lines if not re.match(r"\s*# --8<-- \[(start|end):", line))
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(f"{base_url}{'' if lang == 'ko' else '/en'}/arcface/", wait_until="networkidle")
+    block = page.locator("details", has=page.locator("summary", has_text=summary))
+    assert block.count() == 1
+    assert block.locator(".highlight").count() == 0, "the collapsed code is already in the document"
+    block.locator("summary").click()
+    code = block.locator(".highlight").first
+    code.wait_for()
+    assert code.locator(".filename a.source-link").count() == 1  # site.js links the title to the file
+    code.hover()
+    code.locator("button.md-code__button[data-md-type=copy]").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    block.locator("summary").click()
+    block.locator("summary").click()  # closed and opened again: still one copy of the code
+    assert block.locator(".highlight").count() == 1
+    context.close()
+    assert copied.strip("\n") == expected.strip("\n")
+
+
 @pytest.mark.parametrize("lang, query", [("ko", "마진"), ("en", "margin")])
 def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query):
     prefix = "" if lang == "ko" else "en/"

@@ -37,6 +37,39 @@
     scrollers.forEach(function (el) { el.setAttribute("tabindex", "0"); });
   }
 
+  // 4. A collapsed block that holds only code keeps it in a <template> until it is first opened
+  //    (docs/hooks/lazy_code.py): then the code joins the page, with the copy button Material gives the others.
+  var lazyCount = 0;
+  function copyTitle() {
+    var config = document.getElementById("__config");
+    try { return JSON.parse(config.textContent).translations["clipboard.copy"]; } catch (e) { return "Copy"; }
+  }
+  function openLazyCode(details) {
+    var template = details.querySelector(":scope > template.lazy-code");
+    if (!template) return;
+    var content = template.content.cloneNode(true);
+    content.querySelectorAll(".highlight > pre").forEach(function (pre) {
+      if (pre.querySelector(".md-code__nav")) return;
+      if (!pre.id) pre.id = "__code_lazy_" + (lazyCount += 1);
+      var nav = document.createElement("nav");
+      nav.className = "md-code__nav";
+      var button = document.createElement("button");
+      button.className = "md-code__button";
+      button.title = copyTitle();
+      button.setAttribute("data-clipboard-target", "#" + pre.id + " > code");
+      button.setAttribute("data-md-type", "copy");
+      nav.appendChild(button);
+      pre.insertBefore(nav, pre.firstChild);
+    });
+    template.replaceWith(content);
+    linkTitles(details);
+    focusableScrollers(details);
+  }
+  // "toggle" does not bubble: listen in the capture phase, once for the whole document.
+  document.addEventListener("toggle", function (event) {
+    if (event.target.tagName === "DETAILS" && event.target.open) openLazyCode(event.target);
+  }, true);
+
   function enhance(root) {
     linkTitles(root);
     focusableScrollers(root);

@@ -1,0 +1,50 @@
+"""MkDocs hook: the code of a collapsed block joins the page when the reader opens the block.
+
+The long pages show each snippet's sections and keep the rest in collapsed blocks (`??? note`): the whole file,
+the helpers a section uses, the other functions of a file. Those blocks hold about half of a long page's elements
+(on /arcface/, 8,612 of 18,176), and a browser styles every one of them at start-up although none is visible.
+
+So every closed `<details>` whose body is nothing but highlighted code keeps that code in a `<template>`: the HTML
+parser still reads it (the bytes, the search index and the page text are unchanged) but it is no part of the
+document, so it costs no style, layout or start-up script. docs/assets/javascripts/site.js moves it into the block
+the first time the block opens and gives it the copy button Material gives every other code block. Without
+JavaScript the block offers a link to the file on GitHub instead (`<noscript>`).
+
+Runs after docs/hooks/katex.py (code holds no math) on every page of both languages.
+"""
+
+import re
+
+DETAILS = re.compile(r"<details(?P<attrs>[^>]*)>(?P<summary>\s*<summary>.*?</summary>)(?P<body>.*?)</details>", re.S)
+CODE_BLOCK = re.compile(r'<div class="language-[\w+-]+ highlight">.*?</code></pre></div>', re.S)
+TITLE = re.compile(r'<span class="filename">([^<]+)</span>')
+SOURCE_BASE = re.compile(r'<meta name="source-base" content="([^"]+)">')
+OPEN = re.compile(r"\bopen\b")
+LINK_TEXT = {"ko": "GitHub에서 파일 보기: ", "en": "The file on GitHub: "}
+
+
+def lazy_blocks(html: str, lang: str) -> tuple[str, int]:
+    """The page with the code of every closed code-only block moved into a template; and how many blocks."""
+    base = SOURCE_BASE.search(html)
+    count = 0
+
+    def replace(match):
+        nonlocal count
+        attrs, body = match["attrs"], match["body"]
+        if OPEN.search(attrs) or not CODE_BLOCK.search(body) or CODE_BLOCK.sub("", body).strip():
+            return match[0]
+        count += 1
+        paths = dict.fromkeys(TITLE.findall(body))  # in order, once each
+        fallback = ""
+        if base and paths:
+            links = ", ".join(f'<a href="{base[1]}{path}">{path}</a>' for path in paths)
+            fallback = f"<noscript><p>{LINK_TEXT.get(lang, LINK_TEXT['en'])}{links}</p></noscript>"
+        return f'<details{attrs}>{match["summary"]}<template class="lazy-code">{body}</template>{fallback}</details>'
+
+    return DETAILS.sub(replace, html), count
+
+
+def on_post_page(output, page, config):
+    lang = config.extra.get("this_language", config.theme.get("language", "en"))
+    output, _ = lazy_blocks(output, lang)
+    return output
