@@ -97,6 +97,24 @@ def test_collapsed_whole_file_opens_with_its_code_and_a_copy_button_that_copies_
     assert copied.strip("\n") == expected.strip("\n")
 
 
+def test_link_to_a_line_of_a_collapsed_block_opens_the_block(page, base_url):
+    page.goto(f"{base_url}/en/arcface/", wait_until="networkidle")
+    line = page.evaluate(
+        """() => [...document.querySelectorAll('details > template.lazy-code')].map(
+            t => t.content.querySelector('[id^="__codelineno-"]')).find(Boolean).id"""
+    )
+    page.goto("about:blank")  # a fresh load with the hash, not a same-page jump (that path is hashchange)
+    page.goto(f"{base_url}/en/arcface/#{line}", wait_until="networkidle")
+    target = page.locator(f"[id='{line}']")
+    assert target.count() == 1
+    assert target.evaluate("el => el.closest('details').open")
+    page.wait_for_function(
+        "id => { const r = document.getElementById(id).getBoundingClientRect();"
+        " return r.top >= 0 && r.top < innerHeight; }",
+        arg=line,
+    )
+
+
 @pytest.mark.parametrize("lang, query", [("ko", "마진"), ("en", "margin")])
 def test_search_finds_pages_of_its_own_language_only(page, base_url, lang, query):
     prefix = "" if lang == "ko" else "en/"

@@ -65,12 +65,27 @@
     linkTitles(details);
     focusableScrollers(details);
   }
+  // A link to a line of such a block (#__codelineno-...) opens the block first.
+  function revealHashTarget() {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    if (!id || document.getElementById(id)) return;
+    var template = Array.prototype.find.call(document.querySelectorAll("details > template.lazy-code"), function (t) {
+      return t.content.getElementById(id);
+    });
+    if (!template) return;
+    var details = template.parentElement;
+    openLazyCode(details);
+    details.open = true;
+    document.getElementById(id).scrollIntoView();
+  }
+  window.addEventListener("hashchange", revealHashTarget);
   // "toggle" does not bubble: listen in the capture phase, once for the whole document.
   document.addEventListener("toggle", function (event) {
     if (event.target.tagName === "DETAILS" && event.target.open) openLazyCode(event.target);
   }, true);
 
   function enhance(root) {
+    revealHashTarget();
     linkTitles(root);
     focusableScrollers(root);
     // Widths change once the KaTeX fonts arrive, and with the window: check again then.
