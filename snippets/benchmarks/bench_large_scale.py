@@ -25,7 +25,7 @@ tensors when a GPU is present), but these numbers are CPU-only.
 Writes results_large_scale.json, and from it results_chunked.{ko,en}.md and results_model_parallel.{ko,en}.md
 (the same numbers in Korean and English, included by the pages); --render rewrites the tables from the JSON.
 
-    python snippets/benchmarks/bench_large_scale.py                  # full run, 30 to 40 minutes on 2 shared cores
+    python snippets/benchmarks/bench_large_scale.py                  # full run, about 12 minutes on 2 idle cores
     python snippets/benchmarks/bench_large_scale.py --part chunked   # part 1 only (keeps part 2 of the JSON)
     python snippets/benchmarks/bench_large_scale.py --quick          # smoke run: small sizes, prints only
 """
