@@ -222,6 +222,16 @@ def test_an_unknown_token_or_missing_results_fail_the_build(record):
         results_hook.fill("[[glyphs:mean:arcface]]", None, "experiments.md")
 
 
+def test_a_study_point_is_named_by_its_printed_value(record):
+    # The AdaCos scale of the scale sweep is 10.3415...; pages name it as they print it, 10.3.
+    from mkdocs.exceptions import PluginError
+
+    adacos = next(y for x, y in record["studies"]["scale"]["arcface"] if x not in (32, 64))
+    assert results_hook.fill("[[glyphs:study:scale:arcface:10.3]]", record, "x.md") == f"{100 * adacos:.1f}"
+    with pytest.raises(PluginError, match="names no published result"):
+        results_hook.fill("[[glyphs:study:scale:arcface:10.5]]", record, "x.md")
+
+
 # token of the page -> (kind, ...) that cited_value reads from the record
 H, T3 = "held_out_faces", HEADLINE
 MEANS = ("arcface", "normface", "softmax", "cosface", "combined", "sphereface", "curricularface", "subcenter")

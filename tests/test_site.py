@@ -303,6 +303,25 @@ def test_collapsed_code_waits_in_a_template_and_is_the_file(built_site):
     assert whole_files >= 20, f"only {whole_files} whole-file blocks found: did their summary change?"
 
 
+def test_pages_with_math_preload_the_katex_fonts_their_formulas_use(built_site):
+    """docs/hooks/katex.py preloads KaTeX_Main (every formula) and KaTeX_Math (italic variables) where a page uses
+    them: fonts found only after the first paint make the formulas change width and shift the text (issue 17)."""
+    missing = []
+    for lang in LANGS:
+        for rel, page in html_pages(built_site, lang):
+            preloaded = set(re.findall(r'<link rel="preload" href="[^"]*fonts/KaTeX_([\w-]+)\.woff2" as="font"', page))
+            wanted = set()
+            if 'class="katex"' in page:
+                wanted.add("Main-Regular")
+            if re.search(r'class="[^"]*\bmathnormal\b', page):
+                wanted.add("Math-Italic")
+            if wanted - preloaded:
+                missing.append(f"{lang}/{rel}: {sorted(wanted - preloaded)}")
+            if preloaded - wanted - {"Size1-Regular", "Size2-Regular"}:
+                missing.append(f"{lang}/{rel}: preloads {sorted(preloaded - wanted)} it does not use")
+    assert missing == []
+
+
 # The search index is built from the Markdown's HTML before docs/hooks/katex.py runs (MkDocs' on_page_context comes
 # before on_post_page), so it holds the TeX source of a formula (\(m\)), never KaTeX's spans. Measured (issue 17):
 # 1,040,985 bytes (ko), 793,353 bytes (en); the budget leaves about a fifth of headroom for new text.

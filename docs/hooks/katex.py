@@ -139,14 +139,40 @@ def on_pre_build(config):
     _renderer = Renderer(Path(config.config_file_path).resolve().parent)
 
 
+KATEX_CSS = re.compile(r'<link rel="stylesheet" href="(?P<base>[^"]*)katex\.min\.css[^"]*">')
+# The fonts of ordinary text and variables, and of the first two sizes of big delimiters, each preloaded when a
+# page uses it: discovered only once the CSS has been applied to rendered math, they would arrive after the first
+# paint, and with KaTeX's font-display: block the formulas would then change width and move the text around them
+# (layout shift 0.09 on /en/faq/, 0.0008 with the preloads).
+PRELOAD_FONTS = {  # font -> the classes of KaTeX's HTML that use it (katex.min.css)
+    "Main-Regular": re.compile(r'class="katex"'),
+    "Math-Italic": re.compile(r'class="[^"]*\bmathnormal\b'),
+    "Size1-Regular": re.compile(r'class="[^"]*\b(delimsizing size1|small-op)\b'),
+    "Size2-Regular": re.compile(r'class="[^"]*\b(delimsizing size2|large-op)\b'),
+}
+
+
+def preload_fonts(page_html: str) -> str:
+    """Insert <link rel=preload> for the KaTeX fonts the page uses, before KaTeX's stylesheet."""
+    css = KATEX_CSS.search(page_html)
+    if css is None or 'class="katex"' not in page_html:
+        return page_html
+    links = "".join(
+        f'<link rel="preload" href="{css["base"]}fonts/KaTeX_{name}.woff2" as="font" type="font/woff2" crossorigin>'
+        for name, used in PRELOAD_FONTS.items()
+        if used.search(page_html)
+    )
+    return page_html[: css.start()] + links + page_html[css.start() :]
+
+
 def on_post_page(output, page, config):
     """Render the whole <body> (the article and the table of contents, whose heading titles carry math too)."""
     if _renderer is None:
         on_pre_build(config)
     head, sep, body = output.partition("<body")
     if not sep:
-        return render_page(output, page.file.src_uri, _renderer)
-    return head + sep + render_page(body, page.file.src_uri, _renderer)
+        return preload_fonts(render_page(output, page.file.src_uri, _renderer))
+    return preload_fonts(head + sep + render_page(body, page.file.src_uri, _renderer))
 
 
 def _close():

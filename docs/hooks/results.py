@@ -41,8 +41,11 @@ def value(record: dict, spec: str) -> str:
         return f"{entry[field]:.1f}"
     if kind == "study":
         study, method, x = args
-        points = dict((float(p[0]), p[1]) for p in record["studies"][study][method])
-        return f"{100 * points[float(x)]:.1f}"
+        # A point is named by its value as the page prints it: "10.3" names the AdaCos scale 10.3415...
+        matches = [y for p, y in record["studies"][study][method] if abs(float(p) - float(x)) <= 0.05]
+        if len(matches) != 1:
+            raise KeyError(f"{study}:{method} has no single point at {x}")
+        return f"{100 * matches[0]:.1f}"
     if kind == "ratio":
         a, b = args
         means = [record["summary"][m]["held_out_faces"][HEADLINE]["mean"] for m in (a, b)]

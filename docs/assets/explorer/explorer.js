@@ -46,7 +46,7 @@ const TEXT = {
     unknownKey: (k) => `"${k}" is not a setting; ignored.`,
     readout: (r) =>
       `At θ_y = ${r.theta}°: target logit ${r.z}, other logit ${r.o}, p_y = ${r.p}, loss ${r.l}, dL/dθ_y = ${r.g}` +
-      (r.ms === null ? "" : `, margin scaler ms = ${r.ms}`) + ".",
+      (r.ms === null ? "" : `, margin scaler ẑ = ${r.ms}`) + ".",
     describe: {
       logit: (n) => `Target logit divided by s against θ_y from 0° to 180° for ${n}, with NormFace's cos θ_y dashed.`,
       prob: (n) => `Probability of the target class against θ_y for ${n}, with NormFace dashed.`,
@@ -90,7 +90,7 @@ const TEXT = {
     unknownKey: (k) => `"${k}"는 설정 이름이 아니라 무시했습니다.`,
     readout: (r) =>
       `θ_y = ${r.theta}°에서: 정답 로짓 ${r.z}, 다른 클래스 로짓 ${r.o}, p_y = ${r.p}, 손실 ${r.l}, dL/dθ_y = ${r.g}` +
-      (r.ms === null ? "" : `, 마진 스케일러 ms = ${r.ms}`) + ".",
+      (r.ms === null ? "" : `, 마진 스케일러 ẑ = ${r.ms}`) + ".",
     describe: {
       logit: (n) => `${n}의 정답 로짓을 s로 나눈 값을 θ_y(0°–180°)에 대해 그린 곡선, 점선은 NormFace의 cos θ_y.`,
       prob: (n) => `${n}의 정답 클래스 확률을 θ_y에 대해 그린 곡선, 점선은 NormFace.`,
