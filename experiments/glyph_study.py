@@ -171,7 +171,10 @@ HEADERS = {
     "ko": ("TAR@FAR=10⁻³", "TAR@FAR=10⁻²", "EER ↓", "Recall@1", "학습 글꼴에서 TAR@FAR=10⁻³"),
 }
 PAIRED_HEADERS = {"en": ("mean ± std (points)", "per seed"), "ko": ("평균 ± 표준편차(%포인트)", "시드별")}
-STUDY_HEADERS = {"en": ("sweep", "method", "value → TAR@FAR=10⁻³ (%)"), "ko": ("비교 실험", "방법", "값 → TAR@FAR=10⁻³ (%)")}
+STUDY_HEADERS = {
+    "en": ("sweep", "method", "value → TAR@FAR=10⁻³ (%)"),
+    "ko": ("비교 실험", "방법", "값 → TAR@FAR=10⁻³ (%)"),
+}
 STUDY_NAMES = {
     "en": {"margin": "margin m", "scale": "scale s", "classes": "training classes", "warmup": "margin warm-up"},
     "ko": {"margin": "마진 m", "scale": "스케일 s", "classes": "학습 클래스 수", "warmup": "마진 워밍업"},

@@ -11,6 +11,10 @@ Four figures, language-neutral (symbols and numbers only; the alt text and capti
   band between them, where neither does, is m wide in angle (snippets/pytorch/margins.py).
 - partial-fc-memory.svg: the class centers one Partial FC step samples, and the memory of a logit matrix on one
   device against C (snippets/pytorch/partial_fc.py).
+- subcenter-geometry.svg: two classes with two sub-centers each on the unit circle, where each class wins with the
+  margin on its nearest sub-center, and a class's samples: the clean ones gather at the dominant sub-center, a
+  mislabeled one settles on the other and is flagged as more than 75° from the dominant one
+  (snippets/pytorch/subcenter.py).
 
 Each `*_data()` function returns the numbers a figure draws, so tests/test_loss_figures.py can hold them to float64
 formulas written from the papers; each drawing function only plots that data. Style and the deterministic SVG
@@ -36,6 +40,16 @@ ARCFACE = {"m": 0.5, "centers_deg": (-40.0, 40.0)}  # W_1 and W_2, 80° apart
 PARTIAL_FC = {"D": 512, "B": 1024, "G": 8, "r": 0.1, "bytes": 4, "demo_classes": 48, "demo_r": 0.25}
 PARTIAL_FC_DEMO_LABELS = (3, 17, 17, 30, 41, 8)  # the batch's labels in the left panel
 MB = 1e6
+# Sub-center ArcFace: class 1's sub-centers at -35° (dominant) and 135°, class 2's at 45° and -135°; Q = 2 so that
+# the picture stays readable (the paper recommends Q = 3). Class 1's samples: four clean faces near its dominant
+# sub-center and one mislabeled face (really a face of another identity) near its other sub-center.
+SUBCENTER = {
+    "m": 0.5,
+    "Q": 2,
+    "centers_deg": ((-35.0, 135.0), (45.0, -135.0)),
+    "samples_deg": (-52.0, -42.0, -30.0, -18.0, 128.0),
+    "max_angle_deg": 75.0,
+}
 # The grids each figure is evaluated on.
 THETAS_DEG = np.linspace(0.0, 180.0, 361)
 NORMS = np.linspace(0.0, 40.0, 401)
@@ -275,11 +289,89 @@ def partial_fc_memory(path: Path):
     save(fig, path)
 
 
+# --- Sub-center ArcFace ---------------------------------------------------------------------------------------
+def subcenter_cosines(phis_deg) -> torch.Tensor:
+    """[N, C·Q] cosines of points at angle φ to every sub-center, class j owning columns j·Q .. j·Q + Q - 1."""
+    centers = np.radians(np.ravel(SUBCENTER["centers_deg"]))
+    phis = np.radians(np.asarray(phis_deg, float))
+    return torch.tensor(np.cos(phis[:, None] - centers[None, :]), dtype=torch.float64)
+
+
+def subcenter_data(phis_deg=PHIS_DEG) -> dict:
+    """Where each class wins on the circle (the snippet's subcenter_arcface_logits: class j's margin logit, label j,
+    above the other class's plain logit), and what subcenter_outliers says of class 1's samples."""
+    subcenter = load_snippet("pytorch/subcenter.py")
+    p = SUBCENTER
+    cosine = subcenter_cosines(phis_deg)
+    wins = {}
+    for j in (0, 1):
+        labels = torch.full((cosine.shape[0],), j, dtype=torch.long)
+        logits = subcenter.subcenter_arcface_logits(cosine, labels, num_subcenters=p["Q"], s=1.0, m=p["m"]).numpy()
+        wins[j] = logits[:, j] > logits[:, 1 - j]
+    samples = subcenter_cosines(p["samples_deg"])
+    sample_labels = torch.zeros(len(p["samples_deg"]), dtype=torch.long)  # all labeled class 1
+    dominant, outliers = subcenter.subcenter_outliers(
+        samples, sample_labels, num_subcenters=p["Q"], max_angle=math.radians(p["max_angle_deg"])
+    )
+    return {
+        "phis_deg": phis_deg,
+        "wins": wins,
+        "dominant": int(dominant[0]),
+        "outliers": outliers.numpy(),
+    }
+
+
+def subcenter_geometry(path: Path):
+    d, p = subcenter_data(), SUBCENTER
+    colors = {0: "#1f77b4", 1: "#d62728"}
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    phis = np.radians(d["phis_deg"])
+    ax.plot(np.cos(phis), np.sin(phis), color=GRID, lw=1.0)
+    for j in (0, 1):
+        arc = np.where(d["wins"][j], 1.0, np.nan)
+        ax.plot(arc * np.cos(phis), arc * np.sin(phis), color=colors[j], lw=4, solid_capstyle="butt")
+        for q, degrees in enumerate(p["centers_deg"][j]):
+            center = math.radians(degrees)
+            main = j == 1 or q == d["dominant"]  # class 1's other sub-center is drawn dashed
+            ax.annotate(
+                "",
+                (math.cos(center), math.sin(center)),
+                (0, 0),
+                arrowprops={"arrowstyle": "->", "color": colors[j], "ls": "-" if main else "--"},
+            )
+            ax.text(
+                1.16 * math.cos(center),
+                1.16 * math.sin(center),
+                rf"$\mathbf{{W}}_{{{j + 1},{q + 1}}}$",
+                color=colors[j],
+                ha="center",
+                va="center",
+            )
+    for degrees, outlier in zip(p["samples_deg"], d["outliers"], strict=True):
+        angle = math.radians(degrees)
+        ax.plot(
+            0.86 * math.cos(angle),
+            0.86 * math.sin(angle),
+            marker="x" if outlier else "o",
+            ms=6,
+            color=colors[0],
+            mew=1.6,
+            ls="none",
+        )
+    ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal", xticks=[], yticks=[])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(rf"$Q = {p['Q']},\ m = {p['m']}$", fontsize=8.5)
+    save(fig, path)
+
+
 FIGURES = {
     "adaface-margin.svg": adaface_margin,
     "curricularface-negatives.svg": curricularface_negatives,
     "arcface-geometry.svg": arcface_geometry,
     "partial-fc-memory.svg": partial_fc_memory,
+    "subcenter-geometry.svg": subcenter_geometry,
 }
 
 

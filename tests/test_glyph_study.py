@@ -239,7 +239,6 @@ CITED = {
     **{f"mean:{m}": ("summary", m, H, T3) for m in (*MEANS, "triplet", "keras-arcface", "pixels", "untrained")},
     **{f"std:{m}": ("std", m, H, T3) for m in ("arcface", "normface", "keras-arcface")},
     "mean:arcface:training_faces": ("summary", "arcface", "training_faces", T3),
-    "ratio:arcface:pixels": ("ratio", "arcface", "pixels"),
     **{
         f"paired:{pair}:{field}": ("paired", pair, field)
         for pair in ("arcface - normface", "cosface - normface", "normface - softmax")
@@ -298,11 +297,12 @@ def test_claim_a_large_scale_collapses(record):
 
 
 def test_claim_six_classes_is_the_digits_regime_and_margins_pay_from_fifty(record):
-    # "With only 6 training syllables ... all land at 1-2 %, the level of the raw pixels ... ArcFace even a little
-    # below NormFace ... At 50 the learned embeddings pass the pixels by far ... from there on the margin's gain shows"
+    # "With only 6 training syllables, softmax, NormFace and ArcFace all fall to the level of raw pixels ... and the
+    # margin gains nothing ... At 50 the learned embeddings pass raw pixels by far ... ArcFace above NormFace, shows
+    # from there on, at 200 and at 1,500" ("nothing": not more than the 0.3 points a rerun on another CPU may move)
     pixels = 100 * mean(record, "pixels")
     six = {m: study(record, "classes", m)[6] for m in CLASS_METHODS}
-    assert all(abs(t - pixels) < 1.0 for t in six.values()) and six["arcface"] < six["normface"]
+    assert all(abs(t - pixels) < 1.0 for t in six.values()) and six["arcface"] <= six["normface"] + 0.3
     for c in (50, 200, 1500):
         assert study(record, "classes", "arcface")[c] > study(record, "classes", "normface")[c] > 4 * pixels
     assert study(record, "classes", "arcface")[200] > study(record, "classes", "arcface")[1500]

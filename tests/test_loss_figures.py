@@ -3,8 +3,9 @@ written here from the paper, the published SVG is what a redraw gives, and both 
 
 Oracles: AdaFace (Kim et al., CVPR 2022, Eq. 10-12 with the authors' clamps of θ to [eps, π - eps]); CurricularFace
 (Huang et al., CVPR 2020, Eq. 6-7); ArcFace (Deng et al., CVPR 2019: class j wins when cos(θ_j + m) > cos θ_other,
-continued by cos θ - m·sin m past θ + m > π as the guide's snippet does); Partial FC (An et al., ICCVW 2021, with
-the guide's rule min(C, max(⌊rC⌋, B)) centers per step) and plain float32 byte counts.
+continued by cos θ - m·sin m past θ + m > π as the guide's snippet does); sub-center ArcFace (Deng et al., ECCV 2020:
+the same condition on the nearest sub-center of each class, outliers farther than 75° from the dominant one); Partial
+FC (An et al., ICCVW 2021, with the guide's rule min(C, max(⌊rC⌋, B)) centers per step) and plain float32 byte counts.
 """
 
 import math
@@ -94,6 +95,39 @@ def test_arcface_band_between_the_centers_is_m_wide():
     assert width == pytest.approx(math.degrees(p["m"]), abs=step)
 
 
+# --- Sub-center ArcFace ------------------------------------------------------------------------------------------
+def test_subcenter_regions_on_the_circle_match_the_margin_on_the_nearest_subcenter():
+    # Deng et al., ECCV 2020: a class's angle is the angle to its nearest sub-center; ArcFace's margin is added to it.
+    d, p = loss_figures.subcenter_data(), loss_figures.SUBCENTER
+    phi = np.radians(d["phis_deg"])
+    theta = [
+        np.min([np.abs(np.angle(np.exp(1j * (phi - math.radians(c))))) for c in p["centers_deg"][j]], axis=0)
+        for j in (0, 1)
+    ]
+    for j in (0, 1):
+        margin_logit = reference_arcface_target(theta[j], p["m"])
+        other = np.cos(theta[1 - j])
+        decided = np.abs(margin_logit - other) > 1e-9
+        np.testing.assert_array_equal(d["wins"][j][decided], (margin_logit > other)[decided], err_msg=f"class {j}")
+
+
+def test_subcenter_bands_are_m_wide_and_the_mislabeled_sample_is_the_only_outlier():
+    d, p = loss_figures.subcenter_data(), loss_figures.SUBCENTER
+    band = ~(d["wins"][0] | d["wins"][1])
+    step = d["phis_deg"][1] - d["phis_deg"][0]
+    edges = np.flatnonzero(np.diff(band.astype(int)))  # where a band starts or ends
+    widths = np.diff(d["phis_deg"][edges + 1])[::2] if band[0] == 0 else np.diff(d["phis_deg"][edges + 1])[1::2]
+    assert len(widths) >= 3  # four bands on the circle, one of them may wrap around ±180°
+    np.testing.assert_allclose(widths, math.degrees(p["m"]), atol=step)
+    # Dominant sub-center: the one most samples are nearest to; outliers: farther than 75° from it.
+    samples = np.radians(p["samples_deg"])
+    to_each = [np.abs(np.angle(np.exp(1j * (samples - math.radians(c))))) for c in p["centers_deg"][0]]
+    dominant = np.bincount(np.argmin(to_each, axis=0)).argmax()
+    assert d["dominant"] == dominant == 0
+    np.testing.assert_array_equal(d["outliers"], np.degrees(to_each[dominant]) > p["max_angle_deg"])
+    assert d["outliers"].tolist() == [False, False, False, False, True]
+
+
 # --- Partial FC -------------------------------------------------------------------------------------------------
 def test_partial_fc_sampled_centers_keep_every_positive_and_fill_to_r_c():
     d, p = loss_figures.partial_fc_data(), loss_figures.PARTIAL_FC
@@ -130,7 +164,13 @@ def test_published_figure_is_a_byte_identical_redraw(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(loss_figures.FIGURES))
 def test_figure_is_on_its_page_in_both_languages_with_alt_text_and_caption(name):
-    page = {"adaface": "adaface", "curricularface": "curricularface", "arcface": "arcface", "partial": "partial-fc"}
+    page = {
+        "adaface": "adaface",
+        "curricularface": "curricularface",
+        "arcface": "arcface",
+        "partial": "partial-fc",
+        "subcenter": "subcenter",
+    }
     page = page[name.split("-")[0]]
     for lang in ("ko", "en"):
         text = (ROOT / "docs" / lang / f"{page}.md").read_text(encoding="utf-8")

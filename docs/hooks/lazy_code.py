@@ -10,7 +10,9 @@ document, so it costs no style, layout or start-up script. docs/assets/javascrip
 the first time the block opens and gives it the copy button Material gives every other code block. Without
 JavaScript the block offers a link to the file on GitHub instead (`<noscript>`).
 
-Runs after docs/hooks/katex.py (code holds no math) on every page of both languages.
+The code leaves the page in on_page_content, before the search plugin reads the page (on_page_context), and comes
+back as a template in on_post_page (after docs/hooks/katex.py; code holds no math). So the search index holds the
+prose and the sections a page shows, not second copies of whole files: about two thirds of the index was such code.
 """
 
 import re
@@ -44,7 +46,23 @@ def lazy_blocks(html: str, lang: str) -> tuple[str, int]:
     return DETAILS.sub(replace, html), count
 
 
-def on_post_page(output, page, config):
+PLACEHOLDER = re.compile(r"<!--lazy-code:(\d+)-->")
+_stash: dict[str, list[str]] = {}
+
+
+def on_page_content(html, page, config, files):
+    """Take the collapsed code out of the page (the search plugin indexes what is left); keep it for on_post_page."""
     lang = config.extra.get("this_language", config.theme.get("language", "en"))
-    output, _ = lazy_blocks(output, lang)
-    return output
+    lazy, _ = lazy_blocks(html, lang)
+    blocks = _stash[page.file.src_uri] = []
+
+    def stash(match):
+        blocks.append(match[0])
+        return f"<!--lazy-code:{len(blocks) - 1}-->"
+
+    return re.sub(r'<template class="lazy-code">.*?</template>', stash, lazy, flags=re.S)
+
+
+def on_post_page(output, page, config):
+    blocks = _stash.pop(page.file.src_uri, [])
+    return PLACEHOLDER.sub(lambda match: blocks[int(match[1])], output)
