@@ -157,6 +157,15 @@ def curricularface_negatives(path: Path):
 
 
 # --- ArcFace --------------------------------------------------------------------------------------------------
+def center_arrow(ax, degrees, label, color, label_at, ls="-"):
+    """A class center (or sub-center) on the unit circle: an arrow from the origin and its label outside the circle."""
+    center = math.radians(degrees)
+    ax.annotate(
+        "", (math.cos(center), math.sin(center)), (0, 0), arrowprops={"arrowstyle": "->", "color": color, "ls": ls}
+    )
+    ax.text(label_at * math.cos(center), label_at * math.sin(center), label, color=color, ha="center", va="center")
+
+
 def arcface_data(phis_deg=PHIS_DEG) -> dict:
     """For points at angle φ on the unit circle, which class wins with the margin: class j wins where the snippet's
     margin logit of j (label j) exceeds the other class's plain logit, s·cos(θ_j + m) > s·cos θ_other."""
@@ -181,18 +190,7 @@ def arcface_geometry(path: Path):
     for j in (0, 1):
         arc = np.where(d["wins"][j], 1.0, np.nan)  # draw only where class j wins
         ax.plot(arc * np.cos(phis), arc * np.sin(phis), color=colors[j], lw=4, solid_capstyle="butt")
-        center = math.radians(d["centers_deg"][j])
-        ax.annotate(
-            "", (math.cos(center), math.sin(center)), (0, 0), arrowprops={"arrowstyle": "->", "color": colors[j]}
-        )
-        ax.text(
-            1.12 * math.cos(center),
-            1.12 * math.sin(center),
-            rf"$\mathbf{{W}}_{j + 1}$",
-            color=colors[j],
-            ha="center",
-            va="center",
-        )
+        center_arrow(ax, d["centers_deg"][j], rf"$\mathbf{{W}}_{j + 1}$", colors[j], label_at=1.12)
     band = ~(d["wins"][0] | d["wins"][1])
     for side in (phis > 0, phis < 0):  # the band near the great circle between the centers, and its far twin
         part = band & side & (np.abs(phis) < math.pi / 2)
@@ -331,22 +329,9 @@ def subcenter_geometry(path: Path):
         arc = np.where(d["wins"][j], 1.0, np.nan)
         ax.plot(arc * np.cos(phis), arc * np.sin(phis), color=colors[j], lw=4, solid_capstyle="butt")
         for q, degrees in enumerate(p["centers_deg"][j]):
-            center = math.radians(degrees)
             main = j == 1 or q == d["dominant"]  # class 1's other sub-center is drawn dashed
-            ax.annotate(
-                "",
-                (math.cos(center), math.sin(center)),
-                (0, 0),
-                arrowprops={"arrowstyle": "->", "color": colors[j], "ls": "-" if main else "--"},
-            )
-            ax.text(
-                1.16 * math.cos(center),
-                1.16 * math.sin(center),
-                rf"$\mathbf{{W}}_{{{j + 1},{q + 1}}}$",
-                color=colors[j],
-                ha="center",
-                va="center",
-            )
+            label = rf"$\mathbf{{W}}_{{{j + 1},{q + 1}}}$"
+            center_arrow(ax, degrees, label, colors[j], label_at=1.16, ls="-" if main else "--")
     for degrees, outlier in zip(p["samples_deg"], d["outliers"], strict=True):
         angle = math.radians(degrees)
         ax.plot(
