@@ -120,7 +120,12 @@ def terminology(lang: str) -> list[tuple[str, str, re.Pattern]]:
         preferred = row[-2]
         for variant in variants(row[-1]):
             ascii_word = variant.isascii()
-            pattern = rf"(?<![\w-]){re.escape(variant)}(?:e?s)?(?![\w-])" if ascii_word else re.escape(variant)
+            # A Korean variant starts a word: 머리 (for 헤드) is flagged in "분류 머리를", not at the end of 첫머리.
+            pattern = (
+                rf"(?<![\w-]){re.escape(variant)}(?:e?s)?(?![\w-])"
+                if ascii_word
+                else rf"(?<![가-힣]){re.escape(variant)}"
+            )
             rules.append((variant, preferred, re.compile(pattern, re.I if lang == "en" else 0)))
     return rules
 
@@ -234,6 +239,12 @@ def test_snippet_spelling_check_reads_comments_and_strings_but_not_code():
 
 def test_british_dictionary_is_codespells():
     assert BRITISH["normalise"] == "normalize" and BRITISH["centre"] == "center" and "center" not in BRITISH
+
+
+def test_a_korean_variant_is_flagged_where_a_word_starts_not_inside_a_longer_word():
+    rule = next(pattern for variant, _, pattern in terminology("ko") if variant == "머리")
+    assert rule.search("분류 머리를 떼어") and rule.search("(머리)")
+    assert not rule.search("문단의 첫머리에서") and not rule.search("우두머리")
 
 
 def test_non_prose_is_not_linted(tmp_path):
