@@ -169,8 +169,8 @@ def glyph_batches(data: dict, config: dict) -> list:
 
 
 def distort(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random affine map (rotation ±8.6°, scale ±10 %, shear ±0.15, shift ±8 %) and stroke-weight jitter
-    (a blend towards a 3×3 dilation or erosion) per image; the same `generator` state gives the same images."""
+    """A random affine map (rotation ±8.6°, scale ±10 %, shear ±0.15, shift ±4 % of the image side) and stroke-weight
+    jitter (a blend towards a 3×3 dilation or erosion) per image; the same `generator` state gives the same images."""
     b = len(x)
     u = torch.rand(b, 6, generator=generator) * 2 - 1
     angle, scale, shear, shift = u[:, 0] * 0.15, 1 + u[:, 1] * 0.1, u[:, 2] * 0.15, u[:, 3:5] * 0.08

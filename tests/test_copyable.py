@@ -197,6 +197,7 @@ LARGE_SCALE = {
     "margin_scale": MARGIN + "result = [margin_scale(cos_margin, {}), margin_scale(cos_margin, {'s': 30.0})]",
     "shard_logits": MARGIN + f"result = shard_logits(T({E2}), L([0, -1]), cos_margin, {{'m': 0.35}})",
     "chunk_logits": MARGIN + f"result = chunk_logits(T({E2}), L([0, -1]), cos_margin, {{'m': 0.35}})",
+    "check_target_only": MARGIN + "check_target_only(cos_margin, {'m': 0.35}); result = 1.0",
     "DistCrossEntropy": f"result = DistCrossEntropy.apply(T({E2}) * 64, L([0, 1]), None)",
     "dist_margin_cross_entropy": MARGIN
     + "seed(0); result = dist_margin_cross_entropy(randn(4, 8), randn(10, 8), L([1, -1, 3, 9]), cos_margin)",

@@ -317,3 +317,18 @@ def test_shard_range_matches_insightface_split():
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "worker":
     worker(sys.argv[2])
+
+
+def test_a_margin_that_changes_other_logits_is_rejected_not_split_wrongly():
+    # CurricularFace changes hard negatives by the row's target cosine; rows whose target is on another rank would
+    # get s·cos θ instead, a wrong loss without an error. Both entry points refuse it, the same way on every rank.
+    mp = load("model_parallel")
+    curricular = load("curricularface").curricularface_logits
+    with pytest.raises(ValueError, match="changes logits outside the target column"):
+        mp.ModelParallelMarginLoss(DIM, NUM_CLASSES, curricular, s=64.0, m=0.5, t=0.3)
+    embeddings, labels, weight = global_data(2, torch.float64)
+    with pytest.raises(ValueError, match="changes logits outside the target column"):
+        mp.dist_margin_cross_entropy(embeddings, weight, labels, curricular, s=64.0, m=0.5, t=0.3)
+    names = {"combined": "combined_margin_logits"}
+    for name, args in MARGIN_ARGS.items():  # the margins the heads are tested with pass the check
+        mp.check_target_only(getattr(margins, names.get(name, f"{name}_logits")), args)

@@ -18,7 +18,8 @@
 # images show the same digit) on digits the model **never saw** during training: a miniature of face recognition,
 # where a system must decide whether two photos of a stranger show the same person.
 #
-# - Data: the 1,797 8×8 images of `load_digits`; no internet connection needed.
+# - Data: the 1,797 8×8 images of `load_digits`, which ship with scikit-learn, so nothing is downloaded for them. The
+#   internet is needed only outside the repository (in Colab, say), to fetch the one file `margins.py` the first time.
 # - Running time: under a minute on a 2-core CPU.
 # - The result, up front: with only six training classes, raw pixels verify unseen digits better than the trained
 #   embeddings. The notebook measures this at the end; the Hangul syllable study in the
@@ -31,9 +32,11 @@
 # <h2 id="setup">Setup</h2>
 #
 # Inside the repository the notebook imports `snippets/pytorch/margins.py` directly; outside it (in Colab, say) it
-# downloads the same file from GitHub once. We use two things from it: `CosineClassifier`, which returns the cosines
-# between normalized embeddings and normalized class centers, and `arcface_logits`, which adds the margin to the
-# target column only and returns scaled logits. The cell prints only the torch version.
+# downloads the same file from GitHub (not again if it is already there). We use two things from it:
+# `CosineClassifier`, which returns the cosines between normalized embeddings and normalized class centers, and
+# `arcface_logits`, which puts the margin into the target column only and multiplies every column by the scale $s$.
+# The running time and the numbers in the text were measured with 2 threads, so the cell fixes the thread count at 2.
+# It prints only the torch version.
 
 # %%
 import pathlib
@@ -49,17 +52,16 @@ here = pathlib.Path.cwd()
 found = [p / "snippets/pytorch" for p in (here, *here.parents) if (p / "snippets/pytorch/margins.py").exists()]
 if found:
     SNIPPETS = found[0]
-else:
+else:  # outside the repository (Colab): fetch the one file once, next to the notebook
     SNIPPETS = here
-    url = (
-        "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main/snippets/pytorch/margins.py"
-    )
-    urllib.request.urlretrieve(url, "margins.py")
+    if not pathlib.Path("margins.py").exists():
+        REPO = "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main"
+        urllib.request.urlretrieve(f"{REPO}/snippets/pytorch/margins.py", "margins.py")
 sys.path.insert(0, str(SNIPPETS))
 from margins import CosineClassifier, arcface_logits
 
 torch.manual_seed(0)
-torch.set_num_threads(2)
+torch.set_num_threads(2)  # the running time and the values quoted in the text were measured with 2 threads
 print("torch", torch.__version__)
 
 # %% [markdown]
@@ -216,14 +218,15 @@ plt.show()
 # <h2 id="embeddings-on-the-circle">Embeddings on the unit circle</h2>
 #
 # Train the same way with a 2-dimensional embedding (only the epochs go up, to 25) and the normalized embeddings lie
-# on the unit circle, so we can plot them directly. What to look for in the figure below is how closely the points of
-# each digit gather on a short arc around their normalized class center $\hat{\mathbf{W}}_j$ (the gray segment drawn
-# from the origin).
+# on the unit circle, so we can plot them directly. The figure below shows the embeddings of the 271 test images. What
+# to look for is how closely the points of each digit gather on a short arc around their normalized class center
+# $\hat{\mathbf{W}}_j$ (the gray segment drawn from the origin).
 #
 # Do not expect clean gaps between the classes: six classes are a tight fit on a circle. If the six centers split the
-# circle evenly, neighboring centers are 60° apart. To clear the margin, a sample must be at least $m \approx 28.6°$
-# closer to its own center than to the neighbor's, so each class keeps 15.7° on either side of its center, about 31°
-# in all, and the 28.6° between neighbors is a margin band.
+# circle evenly, neighboring centers are 60° apart. A sample at an angle $\varphi$ from its own center, toward a
+# neighbor, is $60° - \varphi$ from the neighbor's center, and it clears the margin only if
+# $\varphi + m < 60° - \varphi$, that is $\varphi < (60° - 28.6°)/2 \approx 15.7°$. So each class keeps 15.7° on either
+# side of its center, about 31° in all, and the 28.6° between neighbors is a margin band.
 #
 # So most points gather on their own arc but a few cross the band into a neighbor's, as in the 2-D figure of the
 # [ArcFace chapter](../arcface/#geometry). In the 32 dimensions of the model above, the six centers can all be 90° or
@@ -272,6 +275,9 @@ plt.show()
 # the TAR at it, which is simply how a point of the ROC curve is read. What they cannot tell is the FAR that threshold
 # will give on new data, so in practice one set of pairs picks the threshold and another checks its FAR
 # ([Choosing a threshold](../evaluation/#threshold)).
+#
+# The EER function `eer_of` finds the point where FAR and FRR are closest and returns the FAR there. The Experiments
+# chapter reports $(\text{FAR} + \text{FRR})/2$ at that point, so the two can differ slightly.
 
 # %%
 from sklearn.metrics import roc_curve
@@ -326,12 +332,13 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # That is no accident. The [digits study](../experiments/#results) runs every method over three seeds and finds the
 # same order: on the unseen digits, the TAR at FAR $10^{-2}$ is 0.40 for the pixels and 0.25 for the untrained MLP,
 # while among the trained embeddings the best, NormFace, reaches 0.22, ArcFace 0.18 and softmax 0.07. With six
-# classes, a network seems to learn just the features that tell those six apart and to throw away what would tell
+# classes, a network seems to learn just the directions that tell those six apart and to throw away what would tell
 # unseen digits apart.
 #
 # Angular margins earn their keep when there are many training classes, as in face recognition: in the
-# [Hangul syllable study](../experiments/#glyph-study), which verifies syllables never seen in training, ArcFace edged
-# ahead of NormFace from 50 training syllables on (one seed), and at 1,500 it led in all three seeds.
+# [Hangul syllable study](../experiments/#glyph-study), which verifies syllables never seen in training, ArcFace was
+# slightly ahead of NormFace from 50 training syllables on in the comparison that varies their number (one seed), and
+# ahead in all three seeds in the main study (1,500 training syllables).
 
 
 # %%
@@ -382,9 +389,12 @@ plt.show()
 # <h2 id="next-steps">Things to try</h2>
 #
 # - Change `S` and `M`. As you increase $m$, watch how closed-set accuracy and verification on unseen digits each
-#   move. ArcFace's $m$ must lie in $[0, \pi/2)$ (outside it `arcface_logits` raises an error), and `M = 0` gives
-#   NormFace, with no margin.
+#   move. `M = 0` gives NormFace, with no margin. This guide's `arcface_logits` restricts $m$ to $[0, \pi/2)$ and
+#   raises a `ValueError` outside it: not a limit from the paper, but the range in which the switch to the fallback
+#   never makes the target logit jump up.
 # - Import `cosface_logits` from `margins.py` and use it in `arcface_loss` in place of `arcface_logits` to get
-#   CosFace; set `M` to the CosFace paper's default, 0.35.
-# - Change the embedding size of the 2-D model `tiny` from 2 to 3 and plot in 3-D (`projection="3d"`) to see the
-#   distribution on the unit sphere.
+#   CosFace; set `M` to the CosFace paper's value, 0.35.
+# - Change the embedding size of the 2-D model `tiny` from 2 to 3 to see the distribution on the unit sphere. In the
+#   plotting cell, make the axes with `ax = plt.figure(figsize=(5, 5)).add_subplot(projection="3d")`, delete the
+#   `ax.add_patch(...)` line that draws the circle, and give the center segments a third coordinate,
+#   `[0, centers[c, 2]]`; the scatter call takes the three coordinates as it is.

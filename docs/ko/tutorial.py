@@ -18,7 +18,8 @@
 # 같은 숫자인지 가리는 능력을 잽니다. 얼굴 인식에서 처음 보는 사람의 사진 두 장이 같은 사람인지 가리는 상황을 작게
 # 흉내 낸 것입니다.
 #
-# - 데이터: `load_digits`의 8×8 이미지 1,797장. 인터넷 연결 없이 돌아갑니다.
+# - 데이터: `load_digits`의 8×8 이미지 1,797장. scikit-learn에 들어 있어 내려받지 않습니다. 인터넷이 필요한 것은
+#   저장소 밖(Colab 등)에서 `margins.py` 한 파일을 처음 한 번 내려받을 때뿐입니다.
 # - 실행 시간: 2코어 CPU에서 1분이 채 걸리지 않습니다.
 # - 미리 밝혀 둘 결과: 학습 클래스가 여섯 개뿐인 이 데이터에서는, 처음 보는 숫자를 가리는 데 픽셀을 그대로 쓴 기준선이
 #   학습한 임베딩보다 낫습니다. 노트북 끝에서 직접 재 봅니다. 마진이 효과를 내는 조건은
@@ -31,9 +32,10 @@
 # <h2 id="setup">준비</h2>
 #
 # 저장소 안에서 실행하면 `snippets/pytorch/margins.py`를 바로 가져오고, Colab처럼 저장소 밖이라면 같은 파일을
-# GitHub에서 한 번 내려받습니다. 쓰는 것은 두 가지입니다. 정규화된 임베딩과 클래스 중심 사이의 코사인을 돌려주는
-# `CosineClassifier`, 그리고 정답 클래스 열에만 마진을 넣어 스케일을 곱한 로짓을 만드는 `arcface_logits`입니다. 셀은
-# torch 버전만 출력합니다.
+# GitHub에서 내려받습니다(이미 받아 둔 파일이 있으면 다시 받지 않습니다). 쓰는 것은 두 가지입니다. 정규화된 임베딩과
+# 클래스 중심 사이의 코사인을 돌려주는 `CosineClassifier`, 그리고 정답 클래스 열에만 마진을 넣고 모든 열에 스케일 $s$를
+# 곱한 로짓을 만드는 `arcface_logits`입니다. 본문의 실행 시간과 숫자는 스레드 2개로 잰 것이라 셀이 스레드 수를 2로
+# 고정합니다. 셀은 torch 버전만 출력합니다.
 
 # %%
 import pathlib
@@ -49,17 +51,16 @@ here = pathlib.Path.cwd()
 found = [p / "snippets/pytorch" for p in (here, *here.parents) if (p / "snippets/pytorch/margins.py").exists()]
 if found:
     SNIPPETS = found[0]
-else:
+else:  # outside the repository (Colab): fetch the one file once, next to the notebook
     SNIPPETS = here
-    url = (
-        "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main/snippets/pytorch/margins.py"
-    )
-    urllib.request.urlretrieve(url, "margins.py")
+    if not pathlib.Path("margins.py").exists():
+        REPO = "https://raw.githubusercontent.com/metric-learning-guide/metric-learning-guide/main"
+        urllib.request.urlretrieve(f"{REPO}/snippets/pytorch/margins.py", "margins.py")
 sys.path.insert(0, str(SNIPPETS))
 from margins import CosineClassifier, arcface_logits
 
 torch.manual_seed(0)
-torch.set_num_threads(2)
+torch.set_num_threads(2)  # the running time and the values quoted in the text were measured with 2 threads
 print("torch", torch.__version__)
 
 # %% [markdown]
@@ -212,13 +213,14 @@ plt.show()
 # <h2 id="embeddings-on-the-circle">단위원 위의 임베딩</h2>
 #
 # 임베딩을 2차원으로 줄여 같은 방식으로 학습하면(에포크만 25로 늘립니다), 정규화된 임베딩이 단위원 위에 놓이므로
-# 그대로 그릴 수 있습니다. 아래 그림에서 볼 것은 각 숫자의 점이 정규화한 자기 클래스 중심 $\hat{\mathbf{W}}_j$(원점에서
-# 그은 회색 선분) 주위의 짧은 호(arc)에 얼마나 모이는지입니다.
+# 그대로 그릴 수 있습니다. 아래 그림은 테스트 이미지 271장의 임베딩입니다. 볼 것은 각 숫자의 점이 정규화한 자기 클래스
+# 중심 $\hat{\mathbf{W}}_j$(원점에서 그은 회색 선분) 주위의 짧은 호(arc)에 얼마나 모이는지입니다.
 #
 # 클래스 사이의 깨끗한 빈틈은 기대하지 마세요. 원 위에 클래스 여섯 개를 넣으면 자리가 빠듯합니다. 중심 여섯 개가 원을
-# 고르게 나누면 이웃한 중심은 60° 떨어집니다. 샘플이 마진을 넘어 자기 클래스로 인정받으려면 이웃 중심보다 자기 중심에
-# $m \approx 28.6°$ 이상 가까워야 하므로, 클래스마다 중심 양쪽으로 15.7°씩, 모두 약 31°만 남고 이웃 사이의 28.6°는
-# 마진 띠가 됩니다.
+# 고르게 나누면 이웃한 중심은 60° 떨어집니다. 자기 중심에서 이웃 쪽으로 $\varphi$만큼 떨어진 샘플은 이웃 중심과
+# $60° - \varphi$ 떨어져 있고, 마진을 넘어 자기 클래스로 인정받으려면 $\varphi + m < 60° - \varphi$, 곧
+# $\varphi < (60° - 28.6°)/2 \approx 15.7°$여야 합니다. 그래서 클래스마다 중심 양쪽으로 15.7°씩, 모두 약 31°만 남고
+# 이웃 사이의 28.6°는 마진 띠가 됩니다.
 #
 # 그래서 점은 대부분 자기 호에 모이지만, 몇몇은 마진 띠를 넘어 이웃 호에 섞입니다([ArcFace 장](../arcface/#geometry)의
 # 2차원 그림도 같습니다). 앞의 32차원 모델에서는 중심 여섯 개가 서로 90° 넘게 떨어질 수 있으므로(서로 직교하기만 해도
@@ -266,6 +268,9 @@ plt.show()
 # 곡선의 한 점을 읽는 방법이 원래 그렇습니다. 이것이 알려 주지 않는 것은 그 임계값이 새 데이터에서 낼 FAR입니다.
 # 그래서 실제로는 임계값을 고르는 데이터와 그 FAR을 확인하는 데이터를 따로
 # 둡니다([임계값 정하기](../evaluation/#threshold)).
+#
+# EER을 재는 `eer_of`는 FAR과 FRR이 가장 가까운 점을 찾아 그 점의 FAR을 돌려줍니다. 실험 장은 같은 점에서
+# $(\text{FAR} + \text{FRR})/2$를 보고하므로, 두 값은 조금 다를 수 있습니다.
 
 # %%
 from sklearn.metrics import roc_curve
@@ -319,12 +324,12 @@ print(f"EER: {eer_of(far, tar):.3f}")
 #
 # 우연이 아닙니다. [숫자 실험](../experiments/#results)은 모든 방법을 세 시드로 돌려 같은 순서를 얻었습니다. 처음 보는
 # 숫자에서 FAR $10^{-2}$의 TAR은 픽셀 0.40, 학습하지 않은 MLP 0.25였고, 학습한 임베딩은 가장 좋은 NormFace가 0.22,
-# ArcFace가 0.18, softmax가 0.07이었습니다. 클래스가 여섯 개뿐이면 네트워크는 그 여섯 개를 가르는 특징만 배우고, 처음
-# 보는 숫자를 가르는 데 필요한 정보는 버리는 것으로 보입니다.
+# ArcFace가 0.18, softmax가 0.07이었습니다. 클래스가 여섯 개뿐이면 네트워크는 그 여섯 개를 가르는 데 필요한 방향만
+# 배우고, 처음 보는 숫자를 가르는 데 필요한 정보는 버리는 것으로 보입니다.
 #
 # 각도 마진이 제 몫을 하는 것은 얼굴 인식처럼 학습 클래스가 많을 때입니다. 처음 보는 한글 음절을 가리는
-# [한글 음절 실험](../experiments/#glyph-study)에서는 학습 음절이 50개일 때부터 (시드 하나에서) ArcFace가 NormFace보다
-# 조금씩 앞섰고, 학습 음절 1,500개에서는 세 시드 모두에서 앞섰습니다.
+# [한글 음절 실험](../experiments/#glyph-study)의 경우, 학습 음절 수를 바꾼 비교(시드 하나)에서는 50개부터 ArcFace가
+# NormFace를 조금 앞섰고, 본 실험(학습 음절 1,500개)에서는 세 시드 모두에서 앞섰습니다.
 
 
 # %%
@@ -375,9 +380,11 @@ plt.show()
 # <h2 id="next-steps">더 해 보기</h2>
 #
 # - `S`와 `M`을 바꿔 보세요. $m$을 키우면서 닫힌 집합 정확도와 처음 보는 숫자의 검증 성능이 각각 어떻게 움직이는지
-#   보세요. ArcFace의 $m$은 $[0, \pi/2)$ 안이어야 하고(밖이면 `arcface_logits`가 오류를 냅니다), `M = 0`이면 마진 없는
-#   NormFace가 됩니다.
+#   보세요. `M = 0`이면 마진 없는 NormFace가 됩니다. 이 가이드의 `arcface_logits`는 $m$을 $[0, \pi/2)$로 제한해 그
+#   밖에서는 `ValueError`를 냅니다. 논문의 제한이 아니라, 이 범위에서만 폴백으로 넘어갈 때 정답 로짓이 위로 뛰지 않기
+#   때문입니다.
 # - `margins.py`에서 `cosface_logits`를 가져와 `arcface_loss`에서 `arcface_logits` 대신 쓰면 CosFace가 됩니다. `M`은
-#   CosFace 논문의 기본값 0.35로 바꾸세요.
-# - 2차원 모델 `tiny`의 임베딩 크기를 3으로 바꾸고 3차원 산점도(`projection="3d"`)로 그리면 단위 구 위의 분포를 볼 수
-#   있습니다.
+#   CosFace 논문이 쓴 값 0.35로 바꾸세요.
+# - 2차원 모델 `tiny`의 임베딩 크기를 3으로 바꾸면 단위 구 위의 분포를 볼 수 있습니다. 그림 셀에서 축을
+#   `ax = plt.figure(figsize=(5, 5)).add_subplot(projection="3d")`로 만들고, 원을 그리는 `ax.add_patch(...)` 줄을
+#   지우고, 중심 선분에 세 번째 좌표 `[0, centers[c, 2]]`를 더하세요. 산점도는 그대로 세 좌표를 받습니다.

@@ -229,6 +229,11 @@ if __name__ == "__main__":
     print("triplet_loss(a=0, p=1, n=2, margin=0.05):", value(triplet_loss(a, p, n, margin=0.05)))
     print("batch_hard_triplet_loss(margin=0.05):", value(batch_hard_triplet_loss(embeddings, labels, 0.05)))
     print("batch_all_triplet_loss(margin=0.05): ", value(batch_all_triplet_loss(embeddings, labels, 0.05)))
+    print(
+        "batch_hard / batch_all at margin=0.2 (the page's worked example):",
+        value(batch_hard_triplet_loss(embeddings, labels, 0.2)),
+        value(batch_all_triplet_loss(embeddings, labels, 0.2)),
+    )
     # batch-hard: anchors 0..3 each pick hardest pairs -> (0.3120 + 0.6616 + 0.6616 + 0.3120) / 4 = 0.4868
     # batch-all: 8 triplets, 6 with loss > 0, mean of those = 0.4285
     print("P x K batches (p=2, k=2):", pk_batches(labels, p=2, k=2, seed=0))

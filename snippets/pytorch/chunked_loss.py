@@ -52,6 +52,25 @@ def margin_scale(margin_logits, margin_args):
     return inspect.signature(margin_logits).parameters["s"].default
 
 
+def check_target_only(margin_logits, margin_args):
+    """Raise a ValueError unless margin_logits changes only the target column (s·cos θ elsewhere).
+
+    This loss applies the margin only to the rows whose target is in the block it computes and uses s·cos θ for the
+    others, which is exact for NormFace, SphereFace, CosFace, ArcFace and the combined margin but not for a margin
+    that also changes other logits by the row's target cosine (CurricularFace): that would give a wrong loss silently.
+    """
+    probe = torch.tensor([[0.9, 0.8, -0.2], [0.1, 0.7, 0.75]], dtype=torch.float64)
+    logits = margin_logits(probe, torch.tensor([0, 1]), **margin_args)  # bad margin args fail here too
+    off_target = torch.tensor([[False, True, True], [True, False, True]])
+    expected = margin_scale(margin_logits, margin_args) * probe
+    if not torch.allclose(logits.to(torch.float64)[off_target], expected[off_target], rtol=1e-5, atol=1e-6):
+        name = getattr(margin_logits, "__name__", repr(margin_logits))
+        raise ValueError(
+            f"{name} changes logits outside the target column (as CurricularFace does); this loss needs a margin "
+            "that changes the target column only (normface, sphereface, cosface, arcface, combined_margin)"
+        )
+
+
 def chunk_logits(cosine, labels, margin_logits, margin_args):
     """Logits of one block of classes: margin on the rows whose target is in the block (labels >= 0), else s·cos θ.
 
@@ -175,6 +194,7 @@ def chunked_margin_cross_entropy(
             raise ValueError(f"lr must be None or a positive finite number, got {lr!r}")
         if not (weight.is_leaf and weight.requires_grad):
             raise ValueError("lr updates weight in place: weight must be a leaf tensor that requires grad")
+    check_target_only(margin_logits, margin_args)
     labels = labels.long()
     return ChunkedMarginCrossEntropy.apply(
         embeddings, weight, labels, margin_logits, margin_args, chunk_size, process_group, lr

@@ -153,6 +153,25 @@ def margin_scale(margin_logits, margin_args):
     return inspect.signature(margin_logits).parameters["s"].default
 
 
+def check_target_only(margin_logits, margin_args):
+    """Raise a ValueError unless margin_logits changes only the target column (s·cos θ elsewhere).
+
+    This loss applies the margin only to the rows whose target is in the block it computes and uses s·cos θ for the
+    others, which is exact for NormFace, SphereFace, CosFace, ArcFace and the combined margin but not for a margin
+    that also changes other logits by the row's target cosine (CurricularFace): that would give a wrong loss silently.
+    """
+    probe = torch.tensor([[0.9, 0.8, -0.2], [0.1, 0.7, 0.75]], dtype=torch.float64)
+    logits = margin_logits(probe, torch.tensor([0, 1]), **margin_args)  # bad margin args fail here too
+    off_target = torch.tensor([[False, True, True], [True, False, True]])
+    expected = margin_scale(margin_logits, margin_args) * probe
+    if not torch.allclose(logits.to(torch.float64)[off_target], expected[off_target], rtol=1e-5, atol=1e-6):
+        name = getattr(margin_logits, "__name__", repr(margin_logits))
+        raise ValueError(
+            f"{name} changes logits outside the target column (as CurricularFace does); this loss needs a margin "
+            "that changes the target column only (normface, sphereface, cosface, arcface, combined_margin)"
+        )
+
+
 def shard_logits(cosine, targets, margin_logits, margin_args):
     """Margin on the rows whose target is in this shard (targets >= 0), plain s·cos θ on the others."""
     logits = cosine.to(torch.promote_types(cosine.dtype, torch.float32)) * margin_scale(margin_logits, margin_args)
@@ -195,6 +214,7 @@ class DistCrossEntropy(torch.autograd.Function):
 
 def dist_margin_cross_entropy(embeddings, weight, targets, margin_logits, process_group=None, **margin_args):
     """Dense loss on one shard: cos θ [B, C_g], margin on owned rows, cross-entropy reduced over process_group."""
+    check_target_only(margin_logits, margin_args)
     cosine = F.linear(F.normalize(embeddings, dim=1, eps=1e-12), F.normalize(weight, dim=1, eps=1e-12))
     return DistCrossEntropy.apply(shard_logits(cosine, targets, margin_logits, margin_args), targets, process_group)
 
@@ -238,7 +258,7 @@ class ModelParallelMarginLoss(nn.Module):
             loss_fn,
             generator,
         )
-        margin_logits(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), **margin_args)  # bad margin args: fail now
+        check_target_only(margin_logits, margin_args)  # bad margin args, or a margin this loss cannot split: fail now
         self.weight = nn.Parameter(torch.randn(self.num_local, embedding_size) * 0.01)  # this rank's class centers
         self.last_index = None  # global class ids used in the last step (all of the shard when not sampling)
 
