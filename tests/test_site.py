@@ -275,8 +275,10 @@ def code_text(block: str) -> str:
 
 def test_collapsed_code_waits_in_a_template_and_is_the_file(built_site):
     """Every closed block of nothing but code keeps it in a <template> (docs/hooks/lazy_code.py); a whole-file
-    block's template holds the file as the reader copies it (section markers dropped, as pymdownx.snippets does)."""
-    eager, wrong, whole_files = [], [], 0
+    block's template holds the file as the reader copies it (section markers dropped, as pymdownx.snippets does),
+    and a reader without JavaScript gets a link to that file on GitHub instead."""
+    blob = re.search(r"^\s*github_blob: (\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M)[1]
+    eager, wrong, unlinked, whole_files = [], [], [], 0
     for lang in LANGS:
         for rel, page in html_pages(built_site, lang):
             for block in DETAILS.finditer(page):
@@ -293,6 +295,8 @@ def test_collapsed_code_waits_in_a_template_and_is_the_file(built_site):
                     eager.append(f"{lang}/{rel}: {block['summary'][:60]}")
                     continue
                 path = re.search(r"(?:파일 전체|The whole file): (\S+)", block["summary"])
+                if path and f'<a href="{blob}{path[1]}">' not in (lazy[2] or ""):
+                    unlinked.append(f"{lang}/{rel}: {path[1]}")
                 if path:
                     whole_files += 1
                     lines = (ROOT / path[1]).read_text(encoding="utf-8").splitlines(keepends=True)
@@ -301,6 +305,7 @@ def test_collapsed_code_waits_in_a_template_and_is_the_file(built_site):
                         wrong.append(f"{lang}/{rel}: {path[1]}")
     assert eager == [], "collapsed code blocks styled at start-up (not in a template)"
     assert wrong == [], "whole-file blocks whose code is not the file"
+    assert unlinked == [], "whole-file blocks without a <noscript> link to the file"
     assert whole_files >= 20, f"only {whole_files} whole-file blocks found: did their summary change?"
 
 

@@ -20,30 +20,8 @@ import re
 DETAILS = re.compile(r"<details(?P<attrs>[^>]*)>(?P<summary>\s*<summary>.*?</summary>)(?P<body>.*?)</details>", re.S)
 CODE_BLOCK = re.compile(r'<div class="language-[\w+-]+ highlight">.*?</code></pre></div>', re.S)
 TITLE = re.compile(r'<span class="filename">([^<]+)</span>')
-SOURCE_BASE = re.compile(r'<meta name="source-base" content="([^"]+)">')
 OPEN = re.compile(r"\bopen\b")
 LINK_TEXT = {"ko": "GitHub에서 파일 보기: ", "en": "The file on GitHub: "}
-
-
-def lazy_blocks(html: str, lang: str) -> tuple[str, int]:
-    """The page with the code of every closed code-only block moved into a template; and how many blocks."""
-    base = SOURCE_BASE.search(html)
-    count = 0
-
-    def replace(match):
-        nonlocal count
-        attrs, body = match["attrs"], match["body"]
-        if OPEN.search(attrs) or not CODE_BLOCK.search(body) or CODE_BLOCK.sub("", body).strip():
-            return match[0]
-        count += 1
-        paths = dict.fromkeys(TITLE.findall(body))  # in order, once each
-        fallback = ""
-        if base and paths:
-            links = ", ".join(f'<a href="{base[1]}{path}">{path}</a>' for path in paths)
-            fallback = f"<noscript><p>{LINK_TEXT.get(lang, LINK_TEXT['en'])}{links}</p></noscript>"
-        return f'<details{attrs}>{match["summary"]}<template class="lazy-code">{body}</template>{fallback}</details>'
-
-    return DETAILS.sub(replace, html), count
 
 
 PLACEHOLDER = re.compile(r"<!--lazy-code:(\d+)-->")
@@ -51,16 +29,25 @@ _stash: dict[str, list[str]] = {}
 
 
 def on_page_content(html, page, config, files):
-    """Take the collapsed code out of the page (the search plugin indexes what is left); keep it for on_post_page."""
+    """Move the code of every closed code-only block out of the page (the search plugin indexes what is left) and
+    keep it, as a template, for on_post_page; the block gets a placeholder and a <noscript> link to the file."""
     lang = config.extra.get("this_language", config.theme.get("language", "en"))
-    lazy, _ = lazy_blocks(html, lang)
+    base = config.extra.get("github_blob", "")  # the same address as the page's <meta name="source-base">
     blocks = _stash[page.file.src_uri] = []
 
-    def stash(match):
-        blocks.append(match[0])
-        return f"<!--lazy-code:{len(blocks) - 1}-->"
+    def replace(match):
+        attrs, body = match["attrs"], match["body"]
+        if OPEN.search(attrs) or not CODE_BLOCK.search(body) or CODE_BLOCK.sub("", body).strip():
+            return match[0]
+        blocks.append(f'<template class="lazy-code">{body}</template>')
+        paths = dict.fromkeys(TITLE.findall(body))  # in order, once each
+        fallback = ""
+        if base and paths:
+            links = ", ".join(f'<a href="{base}{path}">{path}</a>' for path in paths)
+            fallback = f"<noscript><p>{LINK_TEXT.get(lang, LINK_TEXT['en'])}{links}</p></noscript>"
+        return f"<details{attrs}>{match['summary']}<!--lazy-code:{len(blocks) - 1}-->{fallback}</details>"
 
-    return re.sub(r'<template class="lazy-code">.*?</template>', stash, lazy, flags=re.S)
+    return DETAILS.sub(replace, html)
 
 
 def on_post_page(output, page, config):
