@@ -45,6 +45,7 @@ and returns the scalar mean cross-entropy.
 """
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -147,7 +148,7 @@ def normface_logits(cosine, labels, s=30.0):
 def sphereface_logits(cosine, labels, s=30.0, m=4):
     """SphereFace: target s·ψ(θ), ψ(θ) = (-1)^k cos(mθ) - 2k, k = ⌊mθ/π⌋, integer m ≥ 1."""
     cosine, labels = _check_inputs(cosine, labels, s)
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
         raise ValueError(f"SphereFace margin m must be a positive integer, got {m!r}")
     cosine, cos_t, sin_t = _target(cosine, labels)
     # cos(mθ) as the Chebyshev polynomial T_m(cos θ): no acos, so the gradient is finite at cos θ = ±1.

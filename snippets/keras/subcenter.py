@@ -31,6 +31,7 @@ Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 """
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -48,7 +49,7 @@ def _concrete(x):
 
 def _check_inputs(cosine, labels, num_subcenters):
     """Raise a short ValueError that names the problem; return cosine and labels as tensors."""
-    if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
+    if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, numbers.Integral) or num_subcenters < 1:
         raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
     shape = tuple(getattr(cosine, "shape", ()))
     cosine = ops.convert_to_tensor(cosine)
@@ -132,7 +133,7 @@ class SubCenterCosineClassifier(keras.layers.Layer):
 
     def __init__(self, embedding_size, num_classes, num_subcenters=3, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
+        if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, numbers.Integral) or num_subcenters < 1:
             raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
         self.embedding_size, self.num_classes, self.num_subcenters = embedding_size, num_classes, num_subcenters
 

@@ -26,6 +26,7 @@ Contract (CONTRIBUTING.md, "The snippet contract", the same in both frameworks):
 """
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,7 @@ from torch import nn
 # --8<-- [start:helpers]
 def _check_inputs(cosine, labels, num_subcenters):
     """Raise a short ValueError that names the problem instead of returning a silently wrong answer."""
-    if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
+    if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, numbers.Integral) or num_subcenters < 1:
         raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
     if cosine.dim() != 2 or not cosine.is_floating_point():
         raise ValueError(
@@ -106,7 +107,7 @@ class SubCenterCosineClassifier(nn.Module):
 
     def __init__(self, embedding_size, num_classes, num_subcenters=3):
         super().__init__()
-        if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, int) or num_subcenters < 1:
+        if isinstance(num_subcenters, bool) or not isinstance(num_subcenters, numbers.Integral) or num_subcenters < 1:
             raise ValueError(f"num_subcenters must be a positive integer, got {num_subcenters!r}")
         self.num_subcenters = num_subcenters
         self.weight = nn.Parameter(torch.empty(num_classes * num_subcenters, embedding_size))

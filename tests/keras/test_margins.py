@@ -331,3 +331,26 @@ def test_runs_as_a_script(capsys):
     """The file's __main__ block."""
     out = snippet_main_output("margins.py", capsys)
     assert "arcface   s=64, m=0.5 : logits [[17.4035, 19.2, 6.4], [12.8, 21.8289, 22.4]]" in out
+
+
+def test_integer_margins_accept_numpy_integers_in_both_twins():
+    """SphereFace's m and the number of sub-centers may be any integral type (np.int64 from a config array): the
+    PyTorch twins accepted it and the Keras twins raised ValueError before (isinstance(m, int))."""
+    ks, ps = load_snippet("keras/subcenter.py"), load_snippet("pytorch/subcenter.py")
+    want = ops.convert_to_numpy(km.sphereface_logits(GOOD_COS, GOOD_Y, m=4))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(km.sphereface_logits(GOOD_COS, GOOD_Y, m=np.int64(4))), want, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        pm.sphereface_logits(torch.from_numpy(GOOD_COS), torch.from_numpy(GOOD_Y), m=np.int64(4)).numpy(),
+        want,
+        rtol=1e-6,
+    )
+    cosine = np.linspace(-0.9, 0.9, 12, dtype="float32").reshape(2, 6)
+    labels = np.array([0, 2])
+    want = ops.convert_to_numpy(ks.subcenter_arcface_logits(cosine, labels, 2))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(ks.subcenter_arcface_logits(cosine, labels, np.int64(2))), want, rtol=1e-6
+    )
+    torch_out = ps.subcenter_arcface_logits(torch.from_numpy(cosine), torch.from_numpy(labels), np.int64(2))
+    np.testing.assert_allclose(torch_out.numpy(), want, rtol=1e-6)
