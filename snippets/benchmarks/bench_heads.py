@@ -8,9 +8,10 @@ the weights. Three heads, timed in turn inside each repetition so that they shar
   pml       pytorch-metric-learning's ArcFaceLoss (margin given in degrees: degrees(0.5 rad))
 
 Part 2 - Partial FC (snippets/pytorch/partial_fc.py), B = 256, D = 128, C in {100k, 1M}, sample rate
-r in {1.0, 0.3, 0.1}. One step = sample centers (r < 1), forward, backward. D is 128 rather than 512 so that the
-C = 1M full softmax (weights, their gradient, normalized copy, [256, 1M] logits) fits a shared 23 GB machine; the
-cost of every part of the step still grows linearly with the number of centers used.
+r in {1.0, 0.3, 0.1}. One step = sample centers (r < 1), forward, backward. D is 128 rather than 512 to keep the run
+short: the C = 1M full softmax fits in memory at D = 512 too (bench_large_scale.py runs it: about 12 GB), but one
+dense step there takes about 45 s against 18 s at D = 128, and every configuration is repeated; the cost of every
+part of the step still grows linearly with the number of centers used.
 Memory: each Partial FC configuration runs in a fresh process; "peak extra memory" is the process's peak resident
 set size (VmHWM in /proc/self/status, reset just before the steps by writing 5 to /proc/self/clear_refs) minus its
 resident set size (VmRSS) at that moment, i.e. what the steps themselves added on top of the weights and inputs.
@@ -200,7 +201,7 @@ TEXT = {  # the tables' words in both languages; numbers and units are the same
         "pfc columns": "| C | r | sampled centers | n | step | speed-up vs r = 1 | peak extra memory |",
     },
     "ko": {
-        "heads caption": "B = {B}, D = {D}, s = {s:g}, m = {m} rad; 순전파 + 역전파, n회 반복의 중앙값(ms).",
+        "heads caption": "B = {B}, D = {D}, s = {s:g}, m = {m} 라디안; 순전파 + 역전파, n회 반복의 중앙값(ms).",
         "pfc caption": "Partial FC(ArcFace): B = {B}, D = {D}; 스텝 = 샘플링 + 순전파 + 역전파, n회의 중앙값(ms); "
         "추가 최대 메모리 = 스텝 동안의 최대 상주 메모리 − 스텝 직전의 상주 메모리(MiB).",
         "pfc columns": "| C | r | 뽑은 클래스 중심 | n | 스텝 | r = 1 대비 배수 | 추가 최대 메모리 |",

@@ -6,7 +6,7 @@ z, each B·C numbers: at B = 256 and C = 10⁶ that is 1 GB per copy in float32.
     L_i = logsumexp_j z_ij - z_i,y_i,      z_ij = margin_logits(cos θ, y)_ij   (s·cos θ_ij off the target)
 
 and log-sum-exp can be accumulated one chunk of classes at a time (the "online" softmax normalizer: a running
-maximum M_i and a running sum S_i = Σ exp(z_ij - M_i), rescaled by exp(M_old - M_new) when the maximum grows).
+maximum M_i and a running sum Z_i = Σ exp(z_ij - M_i), rescaled by exp(M_old - M_new) when the maximum grows).
 The gradient is also local to a chunk once the normalizer is known,
 
     ∂L/∂z_ij = (softmax_ij - 1[j = y_i]) / B,      softmax_ij = exp(z_ij - logsumexp_i),
@@ -20,7 +20,7 @@ function sees each chunk's cosines with the labels re-indexed into the chunk, on
 every other row of the chunk is plain s·cos θ.
 
 The same idea, fused into GPU kernels, is Liger-Kernel's fused linear cross-entropy (linkedin/Liger-Kernel) and
-Cut Cross-Entropy (Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", 2024, arXiv 2411.09009),
+Cut Cross-Entropy (Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", ICLR 2025, arXiv 2411.09009),
 both for language-model vocabularies. This file is the plain-PyTorch version for margin heads.
 
 The C×D gradient of the class centers is as large as W itself (2 GB at C = 10⁶, D = 512 in float32) and any head
