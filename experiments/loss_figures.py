@@ -16,6 +16,13 @@ Four figures, language-neutral (symbols and numbers only; the alt text and capti
   mislabeled one settles on the other and is flagged as more than 75° from the dominant one
   (snippets/pytorch/subcenter.py).
 
+- triplet-geometry.svg: an anchor a, its positive p and three negatives in the embedding plane, with the circle of
+  radius d(a, p) and the ring out to d(a, p) + m that make a negative hard or semi-hard, and the loss of a triplet
+  against d(a, n) (snippets/pytorch/triplet.py).
+- metric-learning-chord.svg: two unit vectors a and b at angle θ, the chord d = ‖a - b‖ between them and the arc
+  θ, and both against θ from 0 to 180° (snippets/pytorch/triplet.py's pairwise_distances on unit vectors), with the
+  page's example: a squared distance of 1.42 is an angle of 73.1°.
+
 Each `*_data()` function returns the numbers a figure draws, so tests/test_loss_figures.py can hold them to float64
 formulas written from the papers; each drawing function only plots that data. Style and the deterministic SVG
 writer come from plots.py.
@@ -351,12 +358,126 @@ def subcenter_geometry(path: Path):
     save(fig, path)
 
 
+# --- Triplet loss ---------------------------------------------------------------------------------------------
+# The page's default margin m = 0.2 on plain distances; the anchor at the origin, the positive 0.5 away, and one
+# negative of each kind: inside the circle d(a, n) < d(a, p) (hard), in the ring (semi-hard), outside it (easy).
+TRIPLET = {"margin": 0.2, "positive": (0.5, 20.0), "negatives": ((0.32, 150.0), (0.6, 250.0), (0.9, 60.0))}
+DISTANCES = np.linspace(0.0, 1.2, 241)
+
+
+def polar(r, degrees):
+    return (r * math.cos(math.radians(degrees)), r * math.sin(math.radians(degrees)))
+
+
+def triplet_data(distances=DISTANCES) -> dict:
+    """The snippet's triplet_loss for the three negatives, and for a negative at each distance from the anchor."""
+    triplet = load_snippet("pytorch/triplet.py")
+    p = TRIPLET
+
+    def loss(negative_xy):
+        anchor = torch.zeros(1, 2, dtype=torch.float64)
+        positive = torch.tensor([polar(*p["positive"])], dtype=torch.float64)
+        negative = torch.tensor([negative_xy], dtype=torch.float64)
+        return float(triplet.triplet_loss(anchor, positive, negative, margin=p["margin"]))
+
+    return {
+        "d_ap": p["positive"][0],
+        "negatives": [(polar(*n), n[0], loss(polar(*n))) for n in p["negatives"]],  # (xy, d(a, n), loss)
+        "distances": distances,
+        "losses": np.array([loss((float(d), 0.0)) for d in distances]),
+    }
+
+
+def triplet_geometry(path: Path):
+    d, p = triplet_data(), TRIPLET
+    d_ap, m = d["d_ap"], p["margin"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.6), gridspec_kw={"width_ratios": [1, 1.15]})
+    ring = plt.Circle((0, 0), d_ap + m, color="#fdd9b5", lw=0)
+    disk = plt.Circle((0, 0), d_ap, color="#f4a582", lw=0)
+    left.add_patch(ring)
+    left.add_patch(disk)
+    for radius in (d_ap, d_ap + m):
+        left.add_patch(plt.Circle((0, 0), radius, fill=False, color=INK, lw=0.8, ls="--"))
+    left.plot([0], [0], "o", color=INK, ms=6)
+    left.text(-0.1, -0.1, "$a$", color=INK)
+    px, py = polar(*p["positive"])
+    left.plot([px], [py], "o", color="#1f77b4", ms=7)
+    left.text(px + 0.04, py + 0.03, "$p$", color="#1f77b4")
+    for (nx, ny), _, loss in d["negatives"]:
+        left.plot([nx], [ny], "s", color="#d62728", ms=6)
+        left.text(nx + 0.05, ny - 0.02, rf"$n,\ \ell = {loss:.2f}$", color="#d62728", fontsize=8)
+    left.annotate("", (d_ap, 0), (0, 0), arrowprops={"arrowstyle": "<->", "color": INK, "lw": 0.8})
+    left.text(d_ap / 2, 0.03, "$d(a, p)$", ha="center", fontsize=8)
+    left.text(0.0, -(d_ap + m) - 0.09, "$d(a, p) + m$", ha="center", fontsize=8)
+    left.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), aspect="equal", xticks=[], yticks=[])
+    left.grid(False)
+    for spine in left.spines.values():
+        spine.set_visible(False)
+    right.axvspan(0, d_ap, color="#f4a582", lw=0)
+    right.axvspan(d_ap, d_ap + m, color="#fdd9b5", lw=0)
+    right.plot(d["distances"], d["losses"], color=INK, lw=1.6)
+    for _, distance, loss in d["negatives"]:
+        right.plot([distance], [loss], "s", color="#d62728", ms=5)
+    right.set_xticks([0, 0.25, d_ap, d_ap + m, 1.0, 1.2])
+    right.set(xlim=(0, 1.2), ylim=(-0.02, d_ap + m + 0.05), xlabel="$d(a, n)$", ylabel=r"$\ell(a, p, n)$")
+    right.set_title(rf"$m = {m},\ d(a, p) = {d_ap}$", fontsize=8.5)
+    save(fig, path)
+
+
+# --- Metric learning: the chord and the angle --------------------------------------------------------------------
+# The drawn pair, and the metric-learning page's example: a squared-distance threshold of 1.42 is an angle of 73.1°.
+CHORD = {"theta_deg": 100.0, "squared_threshold": 1.42}
+ANGLES_DEG = np.linspace(0.0, 180.0, 181)
+
+
+def chord_data(angles_deg=ANGLES_DEG) -> dict:
+    """The snippet's pairwise_distances between the unit vector at 0° and unit vectors at each angle."""
+    triplet = load_snippet("pytorch/triplet.py")
+    angles = np.radians(np.asarray(angles_deg, float))
+    points = np.stack([np.cos(np.r_[0.0, angles]), np.sin(np.r_[0.0, angles])], axis=1)
+    distances = triplet.pairwise_distances(torch.tensor(points, dtype=torch.float64))[0, 1:].numpy()
+    return {"angles_deg": angles_deg, "distances": distances}
+
+
+def metric_learning_chord(path: Path):
+    d, p = chord_data(), CHORD
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.6), gridspec_kw={"width_ratios": [1, 1.15]})
+    circle = np.linspace(0, 2 * math.pi, 361)
+    left.plot(np.cos(circle), np.sin(circle), color=GRID, lw=1.0)
+    theta = math.radians(p["theta_deg"])
+    a, b = (1.0, 0.0), (math.cos(theta), math.sin(theta))
+    for point, label, color in ((a, r"$\mathbf{a}$", "#1f77b4"), (b, r"$\mathbf{b}$", "#d62728")):
+        left.annotate("", point, (0, 0), arrowprops={"arrowstyle": "->", "color": color})
+        left.text(1.13 * point[0], 1.13 * point[1], label, color=color, ha="center", va="center")
+    arc = np.linspace(0, theta, 80)
+    left.plot(np.cos(arc), np.sin(arc), color="#2ca02c", lw=3, solid_capstyle="butt")
+    left.text(1.16 * math.cos(theta / 2), 1.16 * math.sin(theta / 2), r"$\theta$", color="#2ca02c", ha="center")
+    left.plot([a[0], b[0]], [a[1], b[1]], color=INK, lw=1.6)
+    left.text(0.42 * (a[0] + b[0]) - 0.08, 0.42 * (a[1] + b[1]) - 0.08, "$d$", fontsize=11)
+    left.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal", xticks=[], yticks=[])
+    left.grid(False)
+    for spine in left.spines.values():
+        spine.set_visible(False)
+    right.plot(d["angles_deg"], np.radians(d["angles_deg"]), color="#2ca02c", lw=1.6, label=r"$\theta$ (rad)")
+    right.plot(d["angles_deg"], d["distances"], color=INK, lw=1.6, label=r"$d = \|\mathbf{a} - \mathbf{b}\|$")
+    at = math.degrees(math.acos(1 - p["squared_threshold"] / 2))  # cos θ = 1 - d²/2
+    level = math.sqrt(p["squared_threshold"])
+    right.plot([0, at, at], [level, level, 0], color="#1f77b4", lw=0.8, ls="--")
+    right.set_xticks([0, 45, 90, 135, 180])
+    right.set(xlim=(0, 180), ylim=(0, 3.25), xlabel=r"$\theta$ (°)")
+    right.legend(loc="upper left", fontsize=7.5)
+    right.set_title(rf"$d^2 = {p['squared_threshold']}\ \Leftrightarrow\ \theta = {at:.1f}°$", fontsize=8.5)
+    save(fig, path)
+
+
 FIGURES = {
     "adaface-margin.svg": adaface_margin,
     "curricularface-negatives.svg": curricularface_negatives,
     "arcface-geometry.svg": arcface_geometry,
     "partial-fc-memory.svg": partial_fc_memory,
     "subcenter-geometry.svg": subcenter_geometry,
+    "triplet-geometry.svg": triplet_geometry,
+    "metric-learning-chord.svg": metric_learning_chord,
 }
 
 

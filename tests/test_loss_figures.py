@@ -152,6 +152,27 @@ def test_partial_fc_memory_curves_are_float32_byte_counts():
     assert [round(d["memory"][k][at]) for k in ("W_g", "dense", "partial")] == [256, 512, 51]
 
 
+# --- Triplet loss and the chord -----------------------------------------------------------------------------------
+def test_triplet_losses_are_the_hinge_on_plain_distances_and_each_negative_is_of_its_kind():
+    # Schroff et al., CVPR 2015 (the hinge) with Hermans et al. 2017's plain distances: max(0, d(a,p) - d(a,n) + m).
+    d, p = loss_figures.triplet_data(), loss_figures.TRIPLET
+    m, d_ap = p["margin"], d["d_ap"]
+    want = np.maximum(0.0, d_ap - d["distances"] + m)
+    np.testing.assert_allclose(d["losses"], want, atol=2e-6)  # the snippet clamps the distance at 0 (its sqrt)
+    for (x, y), distance, loss in d["negatives"]:
+        assert math.hypot(x, y) == pytest.approx(distance)
+        assert loss == pytest.approx(max(0.0, d_ap - distance + m), abs=1e-12)
+    kinds = [(dist < d_ap, d_ap <= dist < d_ap + m, dist >= d_ap + m) for _, dist, _ in d["negatives"]]
+    assert kinds == [(True, False, False), (False, True, False), (False, False, True)]  # hard, semi-hard, easy
+
+
+def test_chord_is_two_sine_half_theta_and_the_pages_threshold_is_73_degrees():
+    d, p = loss_figures.chord_data(), loss_figures.CHORD
+    theta = np.radians(d["angles_deg"])
+    np.testing.assert_allclose(d["distances"], 2 * np.sin(theta / 2), atol=2e-6)  # the snippet's sqrt clamp at 0
+    assert math.degrees(math.acos(1 - p["squared_threshold"] / 2)) == pytest.approx(73.1, abs=0.05)
+
+
 # --- the published files ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(loss_figures.FIGURES))
 def test_published_figure_is_a_byte_identical_redraw(name, tmp_path):
@@ -170,6 +191,8 @@ def test_figure_is_on_its_page_in_both_languages_with_alt_text_and_caption(name)
         "arcface": "arcface",
         "partial": "partial-fc",
         "subcenter": "subcenter",
+        "triplet": "triplet-loss",
+        "metric": "metric-learning",
     }
     page = page[name.split("-")[0]]
     for lang in ("ko", "en"):
