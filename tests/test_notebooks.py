@@ -10,6 +10,9 @@ import sys
 import pytest
 from snippet_loader import ROOT
 
+sys.path.insert(0, str(ROOT / "snippets" / "notebooks"))
+import build_notebooks  # noqa: E402
+
 EDITIONS = {lang: ROOT / f"docs/{lang}/tutorial.ipynb" for lang in ("ko", "en")}
 
 
@@ -107,3 +110,35 @@ def test_notebook_is_rendered_as_a_page_with_outputs(built_site, lang):
     assert (page.parent / "tutorial.ipynb").exists(), "the download button's file is missing"
     edit = re.search(r'href="([^"]+)"[^>]*class="md-content__button md-icon"', html).group(1)
     assert edit.endswith(f"docs/{lang}/tutorial.py"), f"edit button should open the jupytext source, not {edit}"
+
+
+@pytest.mark.parametrize("lang", EDITIONS)
+def test_the_notebooks_links_to_the_guide_work_in_colab_and_name_real_pages(lang):
+    """Colab opens the .ipynb away from the site, where `../arcface/` leads nowhere (a review of issue 16 found every
+    link dead there): the notebook carries absolute addresses of its published edition, each naming a page of that
+    edition and, after #, a heading id the page has."""
+    base = build_notebooks.published_url(build_notebooks.CONFIGS[lang])
+    text = "\n".join(src for src, _ in cells(lang, "markdown"))
+    assert "](../" not in text, f"docs/{lang}/tutorial.ipynb: a relative link is dead in Colab"
+    links = re.findall(rf"\]\({re.escape(base)}([^)#]*)(?:#([^)]*))?\)", text)
+    assert len(links) >= 10, "the guide links are missing from the notebook"
+    for page, anchor in links:
+        source = ROOT / "docs" / lang / (page.strip("/") or "index")
+        source = source.with_suffix(".md")
+        assert source.exists(), f"docs/{lang}/tutorial.py links to {page}, which is not a page"
+        if anchor:
+            assert re.search(rf"\{{[^}}]*#{re.escape(anchor)}\b", source.read_text(encoding="utf-8")), (
+                f"docs/{lang}/tutorial.py links to {page}#{anchor}: no such heading id"
+            )
+
+
+@pytest.mark.site
+@pytest.mark.parametrize("lang", EDITIONS)
+def test_the_rendered_notebook_links_to_the_built_site_not_the_published_one(built_site, lang):
+    """docs/hooks/notebook_source.py makes the notebook's absolute links relative again, so the built site (served
+    offline, or under another SITE_URL) links to itself."""
+    page = (built_site if lang == "ko" else built_site / "en") / "tutorial/index.html"
+    html = page.read_text(encoding="utf-8")
+    base = build_notebooks.published_url(build_notebooks.CONFIGS[lang])
+    assert f'href="{base}' not in html
+    assert re.search(r'href="\.\./arcface/"', html), "the link to the ArcFace chapter is missing or not relative"
