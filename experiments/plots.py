@@ -314,8 +314,8 @@ def glyph_samples(data: dict, path: Path, syllables=6, per_side=6):
             for spine in ax.spines.values():
                 spine.set_visible(c == per_side)  # a rule between training and held-out faces
                 spine.set_color(COLORS["arcface"])
-    axes[0, per_side // 2].set_title("training faces", fontsize=8)
-    axes[0, per_side + per_side // 2].set_title("held-out faces", fontsize=8)
+    axes[0, per_side // 2].set_title("training typefaces", fontsize=8)
+    axes[0, per_side + per_side // 2].set_title("held-out typefaces", fontsize=8)
     save(fig, path)
 
 
