@@ -275,13 +275,14 @@ def test_claim_arcface_comes_first_and_beats_normface_on_every_seed(record, runs
 
 
 def test_claim_cosface_adds_little_and_is_flat_in_m_while_arcface_rises(record):
-    # "CosFace's cosine margin adds almost nothing ... flat ... ArcFace rises a little as its angular margin grows"
+    # "CosFace's cosine margin adds almost nothing ... flat ... ArcFace: a slow rise, in steps small enough that two
+    # neighboring margins may swap places on another processor" (the whole range rises by more than two such steps)
     assert 0 < record["paired"]["cosface - normface"]["mean"] < 1.0
     cosface = study(record, "margin", "cosface")
     assert max(cosface.values()) - min(cosface.values()) < 1.0
     arcface = [t for _, t in sorted(study(record, "margin", "arcface").items())]
     # "rises a little": neighbours may swap by the 0.3 points a rerun on another processor moves them (#rerun)
-    assert all(b > a - 0.3 for a, b in zip(arcface[:-1], arcface[1:], strict=True)) and arcface[-1] > arcface[0]
+    assert all(b > a - 0.3 for a, b in zip(arcface[:-1], arcface[1:], strict=True)) and arcface[-1] - arcface[0] > 0.6
 
 
 def test_claim_normalization_alone_is_not_consistent(record):
@@ -292,7 +293,7 @@ def test_claim_normalization_alone_is_not_consistent(record):
 
 
 def test_claim_a_large_scale_collapses(record):
-    # "falls to ... at s = 32 and collapses to ... at the papers' s = 64"
+    # "falls to ... at s = 32 and collapses to ... at the published s = 64"
     points = [t for _, t in sorted(study(record, "scale", "arcface").items())]
     assert points == sorted(points, reverse=True) and points[-1] < 0.5 * points[0]
 
@@ -335,8 +336,8 @@ def test_claim_arcface_beats_cosface_on_every_seed_and_the_spread_is_over_half_t
 
 
 def test_claim_the_cosface_cap_alone_does_not_explain_its_flat_margin_sweep(record):
-    # "ArcFace at m = 0.7 has a lower cap than CosFace at m = 0.2 and still does better": the caps are those of a
-    # sample on its center, p_y = 1 / (1 + (C - 1) e^(-z_y)) with z_y = s·cos m (ArcFace) or s·(1 - m) (CosFace)
+    # "ArcFace at m = 0.7, whose on-center p_y (about 0.64) is lower than CosFace's at m = 0.2, still does better": a
+    # sample on its center, every other cosine 0, p_y = 1 / (1 + (C - 1) e^(-z_y)), z_y = s·cos m or s·(1 - m)
     s, classes = record["s"], 1500
 
     def cap(z_y):

@@ -63,7 +63,7 @@ def test_tutorial_uses_the_experiments_hyperparameters():
         literal("experiments/heads.py", "DEFAULT_MARGINS"),
     )
     s, m = (float(v) for v in re.search(r"^S, M = ([\d.]+), ([\d.]+)", code, re.M).groups())
-    train_signature = re.search(r"def train\(model, loss_fn, epochs=(\d+), batch_size=\d+, lr=([\de.-]+)", code)
+    train_signature = re.search(r"def train\(model, loss_fn, X, y, epochs=(\d+), batch_size=\d+, lr=([\de.-]+)", code)
     assert (s, m) == (shared["s"], margins["arcface"]["m"])
     assert (int(train_signature[1]), float(train_signature[2])) == (shared["epochs"], shared["lr"])
     assert "ArcFaceModel(embedding_size=32," in code and shared["embedding_size"] == 32

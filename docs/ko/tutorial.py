@@ -101,17 +101,20 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 #
 # 하이퍼파라미터도 숫자 실험의 값을 그대로 써서, 이 노트북의 숫자를 실험 장의 표와 견줄 수 있게 했습니다. 스케일
 # $s = 16$, 논문 설정값인 마진 $m = 0.5$ 라디안(약 28.6°), 학습률 $10^{-3}$의 Adam, 20 에포크입니다. 얼굴 인식
-# 논문들이 쓴 $s = 64$는 클래스가 여섯 개뿐인 여기서는 너무 큽니다. 소프트맥스가 금방 포화되어 학습 신호가 사라지기
-# 때문입니다([스케일 s가 필요한 이유](../angular-margins/#scale),
-# [실험에서 s를 16으로 둔 이유](../experiments/#scale)).
+# 논문들이 쓴 $s = 64$는 클래스가 여섯 개뿐인 여기서는 지나치게 클 가능성이 큽니다. 정답이 이기기 시작하면
+# 소프트맥스가 곧바로 포화해 학습 신호가 사라지기 때문입니다([스케일 s가 필요한 이유](../angular-margins/#scale),
+# [실험에서 s를 16으로 둔 이유](../experiments/#scale)). 이 노트북의 설정에서 $s = 64$를 시험해 보지는 않았지만,
+# 클래스가 1,500개인 한글 음절 실험의 [스케일 비교](../experiments/#glyph-studies)에서도 $s = 64$는 AdaCos 값
+# $\tilde{s}$보다 크게 뒤졌습니다.
 #
-# 숫자 실험과 다른 점은 셋이고, 모두 코드를 짧게 두려는 것입니다.
+# 숫자 실험과 다른 점은 셋이고, 모두 코드를 짧게 하려고 바꾼 것입니다.
 #
 # - 배치: 실험은 클래스마다 같은 장수를 담는 P×K 배치를 쓰고, 여기서는 무작위로 섞은 60장짜리 배치를 씁니다.
 # - 옵티마이저: 실험은 학습률을 코사인 스케줄로 0까지 줄이고 Adam의 `eps`를 Keras 기본값인 $10^{-7}$에 맞추지만,
 #   여기서는 학습률을 고정하고 PyTorch 기본값($10^{-8}$)을 씁니다.
-# - 분할과 닫힌 집합 정확도: 실험은 열 클래스를 먼저 나눈 학습 쪽에서 0–5를 골라(811장) 학습하고, 닫힌 집합 정확도는
-#   열 클래스로 따로 학습한 모델을 테스트 450장에서 잽니다. 여기서는 0–5만 나누고(812장과 271장) 같은 모델로 잽니다.
+# - 분할과 닫힌 집합 정확도: 실험은 열 클래스 전체를 먼저 학습용과 테스트용으로 나누고, 그 학습용에서 0–5만
+#   골라(811장) 학습하며, 닫힌 집합 정확도는 열 클래스로 따로 학습한 모델을 테스트 450장에서 잽니다. 여기서는 0–5만
+#   나누고(812장과 271장) 같은 모델로 잽니다.
 #
 # [한글 음절 실험](../experiments/#glyph-protocol)은 배치 정규화를 넣은 합성곱 백본, 학습률 $4\cdot10^{-3}$,
 # $s = 10.3$, 마진 워밍업을 쓰므로, 이 노트북과 견줄 대상은 숫자 실험입니다.
@@ -155,22 +158,24 @@ S, M = 16.0, 0.5  # the experiments' scale for 6 classes and the paper's margin 
 # L = -\ln \frac{e^{s\cos(\theta_y + m)}}{e^{s\cos(\theta_y + m)} + \sum_{j \ne y} e^{s\cos\theta_j}}
 # $$
 #
-# 아래 셀은 ArcFace 모델을 학습하고, 첫 에포크와 마지막 에포크의 평균 손실과 테스트 이미지의 닫힌 집합 정확도를
-# 출력합니다.
+# `train`은 모델과 손실 함수, 학습 이미지와 레이블을 받아 에포크별 평균 손실을 돌려줍니다. 아래 셀은 ArcFace 모델을
+# 학습하고, 첫 에포크와 마지막 에포크의 평균 손실과 테스트 이미지의 닫힌 집합 정확도를 출력합니다. 정확도는 마진
+# 없는 코사인의 argmax로 잽니다. 마진을 넣은 로짓은 정답 레이블이 있어야 계산되므로 예측이 아닙니다
+# ([레이블 누출](../glossary/#label-leakage)).
 
 
 # %%
-def train(model, loss_fn, epochs=20, batch_size=60, lr=1e-3, seed=0):
+def train(model, loss_fn, X, y, epochs=20, batch_size=60, lr=1e-3, seed=0):
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(y_train), generator=generator)
+        order = torch.randperm(len(y), generator=generator)
         losses = []
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            loss = loss_fn(model(X_train[batch]), y_train[batch])
+            loss = loss_fn(model(X[batch]), y[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -185,7 +190,7 @@ def arcface_loss(cosine, labels):
 
 torch.manual_seed(0)
 arcface = ArcFaceModel(embedding_size=32, num_classes=6)
-arcface_history = train(arcface, arcface_loss)
+arcface_history = train(arcface, arcface_loss, X_train, y_train)
 arcface.eval()
 with torch.no_grad():
     accuracy = (arcface(X_test).argmax(dim=1) == y_test).float().mean().item()
@@ -214,25 +219,25 @@ plt.show()
 # <h2 id="embeddings-on-the-circle">단위원 위의 임베딩</h2>
 #
 # 임베딩을 2차원으로 줄여 같은 방식으로 학습하면, 정규화된 임베딩이 단위원 위에 놓이므로 그대로 그릴 수 있습니다.
-# 2차원 임베딩은 수렴이 느려 20 에포크에서도 손실이 아직 내려가고 있으므로, 에포크만 25로 늘립니다. 아래 그림은
-# 테스트 이미지 271장의 임베딩입니다. 볼 것은 각 숫자의 점이 정규화한 자기 클래스 중심 $\hat{\mathbf{W}}_j$(원점에서
-# 그은 회색 선분) 주위의 짧은 호(arc)에 얼마나 모이는지입니다.
+# 2차원 임베딩은 수렴이 느려 20 에포크에서도 손실이 아직 내려가고 있으므로, 바꾸는 것은 에포크 수 하나(20 대신 25)
+# 뿐입니다. 아래 그림은 테스트 이미지 271장의 임베딩입니다. 볼 것은 각 숫자의 점이 정규화한 자기 클래스 중심
+# $\hat{\mathbf{W}}_j$(원점에서 그은 회색 선분) 주위의 짧은 호(arc)에 얼마나 모이는지입니다.
 #
-# 클래스 사이에 점이 하나도 없는 깨끗한 띠는 기대하지 마세요. 원 위에 클래스 여섯 개를 넣으면 자리가 빠듯합니다. 중심
-# 여섯 개가 원을 고르게 나누면 이웃한 중심은 60° 떨어집니다. 자기 중심에서 이웃 쪽으로 $\varphi$만큼 떨어진 샘플은
-# 이웃 중심과 $60° - \varphi$ 떨어져 있고, 마진을 넘어 자기 클래스로 인정받으려면 $\varphi + 28.6° < 60° - \varphi$
-# (마진 $m = 0.5$ 라디안은 28.6°), 곧 $\varphi < (60° - 28.6°)/2 \approx 15.7°$여야 합니다. 그래서 클래스마다 중심
-# 양쪽으로 15.7°씩, 모두 약 31°만 남고
-# 이웃 사이의 28.6°는 마진 띠가 됩니다.
+# 원 위에 클래스 여섯 개를 넣으면 자리가 빠듯합니다. 중심 여섯 개가 원을 고르게 나누면 이웃한 중심은 60°
+# 떨어집니다. 자기 중심에서 이웃 쪽으로 $\varphi$만큼 떨어진 샘플은 이웃 중심과 $60° - \varphi$ 떨어져 있고, 마진을
+# 넘어 자기 클래스로 인정받으려면 $\varphi + 28.6° < 60° - \varphi$(마진 $m = 0.5$ 라디안은 28.6°), 곧
+# $\varphi < (60° - 28.6°)/2 \approx 15.7°$여야 합니다. 그래서 클래스마다 중심 양쪽으로 15.7°씩, 모두 약 31°만 남고
+# 이웃 사이의 28.6°는 마진 띠가 됩니다. 호가 이렇게 좁으니, 학습 이미지를 모두 자기 호 안에 넣은 모델이라도 테스트
+# 이미지 일부는 띠 안이나 그 너머로 떨어집니다. 그림에서도 점은 대부분 자기 호에 모이지만, 몇몇은 띠를 넘어 이웃 호에
+# 섞입니다([ArcFace 장](../arcface/#geometry)의 2차원 그림도 같습니다).
 #
-# 실제로 점은 대부분 자기 호에 모이지만, 몇몇은 마진 띠를 넘어 이웃 호에 섞입니다([ArcFace 장](../arcface/#geometry)의
-# 2차원 그림도 같습니다). 앞의 32차원 모델에서는 중심 여섯 개가 서로 90° 이상 떨어질 수 있으므로(서로 직교하기만 해도
-# 90°), 마진 띠를 두고도 클래스마다 넉넉한 자리가 남습니다.
+# 앞의 32차원 모델에서는 중심 여섯 개가 서로 90° 이상 떨어질 수 있으므로(서로 직교하기만 해도 90°), 마진 띠를
+# 두고도 클래스마다 넉넉한 자리가 남습니다.
 
 # %%
 torch.manual_seed(0)
 tiny = ArcFaceModel(embedding_size=2, num_classes=6)
-train(tiny, arcface_loss, epochs=25)
+train(tiny, arcface_loss, X_train, y_train, epochs=25)
 tiny.eval()
 with torch.no_grad():
     points = tiny.embed(X_test).numpy()
@@ -253,8 +258,8 @@ plt.show()
 # <h2 id="verification">처음 보는 숫자로 검증하기</h2>
 #
 # 이제 학습에 쓰지 않은 숫자 6–9의 이미지 714장에서 가능한 모든 쌍의 코사인 유사도를 계산합니다. 같은 숫자 쌍(본인 쌍,
-# genuine pair)은 유사도가 높고, 다른 숫자 쌍(타인 쌍, impostor pair)은 낮아야 합니다. 코사인이 임계값 이상인 쌍을
-# "같다"고 받아들일 때, 이 절에서 쓰는 용어는 다음과 같습니다. 자세한 정의와 함정은 [평가와 배포](../evaluation/) 장에
+# genuine pair)은 유사도가 높고, 다른 숫자 쌍(타인 쌍, impostor pair)은 낮아야 합니다. 코사인이 임계값 이상인 쌍은
+# "같다"고 받아들입니다. 이 절에서 쓰는 용어는 다음과 같고, 자세한 정의와 함정은 [평가와 배포](../evaluation/) 장에
 # 있습니다.
 #
 # - **타인 수락률 FAR**(false accept rate): 타인 쌍 가운데 잘못 받아들인 비율. **본인 수락률 TAR**(true accept rate):
@@ -268,12 +273,12 @@ plt.show()
 # $10^{-3}$에서의 TAR과 그때의 임계값, 그리고 EER을 출력합니다.
 #
 # 배포할 때도 임계값은 이렇게 목표 FAR에서 정합니다. 여기서는 같은 쌍에서 임계값과 그때의 TAR을 함께 읽습니다. ROC
-# 곡선의 한 점을 읽는다는 것이 곧 그런 뜻입니다. 이것이 알려 주지 않는 것은 그 임계값이 새 데이터에서 낼 FAR입니다.
-# 그래서 실제로는 임계값을 고르는 데이터와 그 FAR을 확인하는 데이터를 따로
+# 곡선의 한 점을 읽는다는 것이 곧 그런 뜻입니다. 다만 이렇게 읽은 임계값이 새 데이터에서 어떤 FAR을 낼지는 알 수
+# 없습니다. 그래서 실제로는 임계값을 고르는 데이터와 그 FAR을 확인하는 데이터를 따로
 # 둡니다([임계값 정하기](../evaluation/#threshold)).
 #
-# 아래 셀의 `tar_at`과 `eer_of`는 scikit-learn의 `roc_curve`가 내는 점들로 실험 코드의
-# [`verification_metrics`](../evaluation/#tar-at-far)와 같은 규칙을 따릅니다. `tar_at`은 FAR이 목표 이하인 점 가운데
+# 아래 셀의 `tar_at`과 `eer_of`는 scikit-learn의 `roc_curve`가 내는 점들에 실험 코드의
+# [`verification_metrics`](../evaluation/#tar-at-far)와 같은 규칙을 적용합니다. `tar_at`은 FAR이 목표 이하인 점 가운데
 # 마지막 점(TAR이 가장 큰 점)을 읽고, `eer_of`는 FAR과 FRR이 가장 가까운 점에서 $(\text{FAR} + \text{FRR})/2$를
 # 돌려줍니다. 이 노트북의 네 임베딩에 두 코드를 함께 돌려 보면 출력하는 소수 셋째 자리까지 같습니다.
 
@@ -313,12 +318,12 @@ def eer_of(far, tar):
 print(f"EER: {eer_of(far, tar):.3f}")
 
 # %% [markdown]
-# 처음 보는 숫자에서는 성적이 크게 떨어집니다. FAR $10^{-2}$에서의 TAR은 0.2 안팎입니다. 타인 쌍의 1%를 받아들이는
+# 처음 보는 숫자에서는 사정이 전혀 다릅니다. FAR $10^{-2}$에서의 TAR은 0.2 안팎입니다. 타인 쌍의 1%를 받아들이는
 # 임계값(코사인 0.7 안팎)에서도 본인 쌍은 다섯에 하나꼴로만 통과한다는 뜻입니다. EER은 0.3 안팎입니다. 이 값이 얼마나
 # 나쁜지는 다음 절에서 기준선과 견줘 봅니다.
 
 # %% [markdown]
-# <h2 id="compare-with-softmax">평범한 소프트맥스, 두 기준선과 비교</h2>
+# <h2 id="compare-with-softmax">평범한 소프트맥스와 두 기준선에 견주기</h2>
 #
 # 같은 백본을 정규화도 마진도 없는 평범한 선형 분류기(편향 포함)와 교차 엔트로피로 학습해 같은 방식으로 잽니다.
 # 학습하지 않은 기준선 두 개도 나란히 잽니다. 픽셀 64개를 그대로 임베딩으로 쓴 것(pixels)과, ArcFace 모델을 첫 스텝
@@ -333,10 +338,10 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # ArcFace가 0.18, softmax가 0.07이었습니다. 클래스가 여섯 개뿐이면 네트워크는 그 여섯 개를 가르는 데 필요한 방향만
 # 배우고, 처음 보는 숫자를 가르는 데 필요한 정보는 버리는 것으로 보입니다.
 #
-# 각도 마진이 제 몫을 하는 것은 얼굴 인식처럼 학습 클래스가 많을 때입니다. 처음 보는 한글 음절을 가리는
-# [한글 음절 실험](../experiments/#glyph-study)의 경우, 학습 음절 수를 바꾼
-# [비교 실험](../experiments/#glyph-studies)(시드 하나)에서는 50개부터 ArcFace가 NormFace를 조금 앞섰고, 본 실험(학습
-# 음절 1,500개)에서는 세 시드 모두에서 앞섰습니다.
+# 각도 마진이 제 몫을 하는 것은 얼굴 인식처럼 학습 클래스가 많을 때입니다. 처음 보는 한글 음절을 검증하는
+# [한글 음절 실험](../experiments/#glyph-study)에서 ArcFace는 본 실험(학습 음절 1,500개)의 세 시드 모두에서
+# NormFace를 앞섰고, 학습 음절 수를 바꾼 [비교 실험](../experiments/#glyph-studies)(시드 하나)에서는 50개부터 조금
+# 앞섰습니다.
 
 
 # %%
@@ -355,7 +360,7 @@ class SoftmaxModel(nn.Module):
 
 torch.manual_seed(0)
 softmax = SoftmaxModel(embedding_size=32, num_classes=6)
-train(softmax, F.cross_entropy)
+train(softmax, F.cross_entropy, X_train, y_train)
 
 
 class Pixels(nn.Module):
@@ -386,11 +391,11 @@ plt.show()
 # %% [markdown]
 # <h2 id="next-steps">더 해 보기</h2>
 #
-# - `S`와 `M`을 바꿔 보세요. $m$을 키우면서 닫힌 집합 정확도와 처음 보는 숫자의 검증 성능이 각각 어떻게 움직이는지
-#   보세요. `M = 0`이면 마진 없는 NormFace가 됩니다. 이 가이드의 `arcface_logits`는 $m$을 $[0, \pi/2)$로 제한해 그
-#   밖에서는 `ValueError`를 냅니다. 논문의 제한이 아니라, 이 범위에서는 $\cos m + m\sin m \ge 1$이라
-#   [폴백](../arcface/#fallback)으로 넘어갈 때 정답 로짓이 위로 뛰지 않는다는 것이 간단히 보장되기 때문입니다(부등식
-#   자체는 $m \approx 2.33$까지 성립합니다).
+# - `S`와 `M`을 바꿔 가며, $m$을 키울 때 닫힌 집합 정확도와 처음 보는 숫자의 검증 성능이 각각 어떻게 움직이는지
+#   살펴보세요. `M = 0`이면 마진 없는 NormFace가 됩니다. 이 가이드의 `arcface_logits`는 $m$을 $[0, \pi/2)$로 제한해
+#   그 밖에서는 `ValueError`를 냅니다. 논문에 있는 제한이 아니라 이 가이드가 둔 제한입니다. 이 범위에서는
+#   $\cos m + m\sin m \ge 1$이라 [폴백](../arcface/#fallback)으로 넘어갈 때 정답 로짓이 위로 뛰지 않는다는 것이
+#   간단히 보장되기 때문입니다(부등식 자체는 $m \approx 2.33$까지 성립합니다).
 # - `margins.py`에서 `cosface_logits`를 가져와 `arcface_loss`에서 `arcface_logits` 대신 쓰면 CosFace가 됩니다. `M`은
 #   CosFace 논문이 쓴 값 0.35로 바꾸세요.
 # - 2차원 모델 `tiny`의 임베딩 크기를 3으로 바꾸면 단위 구 위의 분포를 볼 수 있습니다. 그림 셀에서 축을

@@ -19,9 +19,12 @@ floating-point summation order), for any `*_logits(cosine, labels, ...)` functio
 function sees each chunk's cosines with the labels re-indexed into the chunk, on the rows whose target is there;
 every other row of the chunk is plain s·cos θ.
 
-The same idea, fused into GPU kernels, is Liger-Kernel's fused linear cross-entropy (linkedin/Liger-Kernel) and
-Cut Cross-Entropy (Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", ICLR 2025, arXiv 2411.09009),
-both for language-model vocabularies. This file is the plain-PyTorch version for margin heads.
+Cut Cross-Entropy (Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", ICLR 2025, arXiv 2411.09009)
+does the same in a GPU kernel for language-model vocabularies: it blocks over the vocabulary with an online
+log-sum-exp and recomputes the logits in backward. Liger-Kernel's fused linear cross-entropy (linkedin/Liger-Kernel)
+saves memory another way: it splits the batch (the tokens) into chunks, builds each chunk's logits over the whole
+vocabulary and computes the gradients already in the forward pass. This file is a plain-PyTorch version of the
+first approach, for margin heads.
 
 The C×D gradient of the class centers is as large as W itself (2 GB at C = 10⁶, D = 512 in float32) and any head
 produces it. With `lr` set, backward never builds it: it applies a plain SGD step W_chunk ← W_chunk - lr·∂L/∂W_chunk
