@@ -69,12 +69,12 @@ def test_arcface_beats_normface_on_every_seed(glyphs):
 
 
 def test_combined_margin_is_within_a_point_of_arcface(glyphs):
-    # "The combined margin stayed within a percentage point of ArcFace"
+    # "The combined margin stayed within a point of ArcFace"
     assert abs(held_out(glyphs, "combined") - held_out(glyphs, "arcface")) < POINT
 
 
 def test_cosface_is_above_normface_on_every_seed_by_less_than_a_point(glyphs):
-    # "CosFace was also above NormFace on every seed, but by less than a percentage point, and by almost nothing on
+    # "CosFace was also above NormFace on every seed, but by less than a point, and by almost nothing on
     # one seed" (almost nothing: under a tenth of a point)
     per_seed = glyphs["paired"]["cosface - normface"]["per_seed"]
     assert all(0 < difference < 1.0 for difference in per_seed)  # paired differences are in points
@@ -164,7 +164,7 @@ def test_from_fifty_classes_arcface_beats_normface(glyphs):
 
 
 def test_adaface_is_within_a_point_of_normface(glyphs):
-    # "there AdaFace was within a percentage point of NormFace"
+    # "there AdaFace was within a point of NormFace"
     assert abs(held_out(glyphs, "adaface") - held_out(glyphs, "normface")) < POINT
 
 

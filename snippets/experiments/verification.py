@@ -3,8 +3,8 @@
 - `pk_batches`: class-balanced batches, P classes × K images each, as triplet mining and the margin heads need.
 - `verification_metrics`: the face-verification protocol on a set of embeddings whose identities were never seen
   in training. Every unordered pair of images is scored by the cosine of their embeddings; a pair is accepted
-  when its score is at least the threshold t. Genuine pairs share a label, impostor pairs do not.
-  TAR@FAR=f  the largest fraction of genuine pairs accepted at any t that accepts at most a fraction f of the
+  when its score is at least the threshold τ. Genuine pairs share a label, impostor pairs do not.
+  TAR@FAR=f  the largest fraction of genuine pairs accepted at any τ that accepts at most a fraction f of the
              impostor pairs (ties: a threshold accepts every pair of its score, so equal scores go together);
   EER        (FAR + FRR) / 2 at the threshold where FAR = false accepts and FRR = false rejects are closest
              (the lower threshold when two are equally close);
