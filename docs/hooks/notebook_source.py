@@ -7,22 +7,17 @@
   to itself, offline and under any SITE_URL.
 """
 
-import re
+import sys
 from pathlib import Path
 
-
-def published_url(config_file: str) -> str | None:
-    """The default of `site_url: !ENV [NAME, "…"]` in the build's MkDocs file: the address the .ipynb links to."""
-    match = re.search(r'^site_url: !ENV \[\w+, "([^"]+/)"\]', Path(config_file).read_text(encoding="utf-8"), re.M)
-    return match.group(1) if match else None
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "snippets" / "notebooks"))
+from build_notebooks import published_url  # noqa: E402  (one reader of the site_url line, shared with the .ipynb)
 
 
 def on_page_content(html, page, config, files):
     if not page.file.src_uri.endswith(".ipynb"):
         return html
-    base = published_url(config.config_file_path)
-    if base is None:
-        return html
+    base = published_url(Path(config.config_file_path))
     depth = page.url.count("/")  # tutorial/ -> "../" reaches the edition's root
     return html.replace(f'href="{base}', 'href="' + "../" * depth)
 
