@@ -74,11 +74,12 @@ def test_combined_margin_is_within_a_point_of_arcface(glyphs):
 
 
 def test_cosface_is_above_normface_on_every_seed_by_less_than_a_point(glyphs):
-    # "CosFace was also above NormFace on every seed, but by less than a point, and by almost nothing on
-    # one seed" (almost nothing: under a tenth of a point)
+    # "CosFace was also above NormFace on every seed, but by less than a point on each" (the page no longer says
+    # "by almost nothing on one seed": on CI's processor the closest seed was 0.28 points, and
+    # a gap that small moves between processors)
     per_seed = glyphs["paired"]["cosface - normface"]["per_seed"]
+    assert len(per_seed) == 3
     assert all(0 < difference < 1.0 for difference in per_seed)  # paired differences are in points
-    assert min(per_seed) < 0.1
 
 
 def test_arcface_beats_cosface_on_every_seed(glyphs):
