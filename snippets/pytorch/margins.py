@@ -244,3 +244,33 @@ if __name__ == "__main__":
     embeddings = torch.randn(2, 4)
     loss = loss_fn(classifier(embeddings), labels).item()  # untrained (random weights), so the loss is large
     print("MarginLoss('arcface') on an untrained CosineClassifier(4, 3), a random batch of two:", round(loss, 4))
+
+    # --8<-- [start:quick_start]
+    # Quick start: a backbone, then a CosineClassifier and MarginLoss, on a toy problem of 100 classes with four
+    # noisy 32-D points each. Pick s by the number of classes: the defaults (s = 64) are meant for 10^4 classes
+    # and more; up to a few thousand, start from the AdaCos value sqrt(2)·ln(C - 1), here 6.5.
+    torch.manual_seed(0)
+    num_classes, embedding_size = 100, 16
+    backbone = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, embedding_size))
+    classifier = CosineClassifier(embedding_size, num_classes)
+    loss_fn = MarginLoss("arcface", s=math.sqrt(2) * math.log(num_classes - 1), m=0.5)
+    optimizer = torch.optim.Adam([*backbone.parameters(), *classifier.parameters()], lr=0.01)  # both, not one
+
+    targets = torch.arange(num_classes).repeat(4)  # labels 0..99, four times
+    inputs = torch.randn(num_classes, 32)[targets] + 0.5 * torch.randn(len(targets), 32)
+    for step in range(201):
+        loss = loss_fn(classifier(backbone(inputs)), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0:
+            print(f"step {step:3d}: loss {loss.item():.3f}")
+
+    # For verification, drop the classifier and compare normalized embeddings by their cosine.
+    with torch.no_grad():
+        embeddings = F.normalize(backbone(inputs), dim=1)
+    similarity = embeddings @ embeddings.T
+    same = targets[:, None] == targets[None, :]
+    same_pairs = similarity[same & ~torch.eye(len(targets), dtype=torch.bool)]  # not a point with itself
+    print(f"mean cosine: same class {same_pairs.mean():.2f}, different classes {similarity[~same].mean():.2f}")
+    # --8<-- [end:quick_start]
