@@ -343,7 +343,7 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # The result first: of the two trained models, ArcFace is far better than softmax. But the raw pixels come out best,
 # and the untrained network does as well as ArcFace or better.
 #
-# The [digits study](../experiments/#results), which runs every method over three seeds, finds the same order in
+# The [digits study](../experiments/#digits-results), which runs every method over three seeds, finds the same order in
 # its means: on the unseen digits, the TAR at FAR $10^{-2}$ is 0.40 for the pixels and 0.25 for the untrained MLP,
 # while among the trained embeddings the best, NormFace, reaches 0.22, ArcFace 0.18 and softmax 0.07. With six
 # classes, a network seems to learn just the directions that tell those six apart and to throw away what would tell
