@@ -27,10 +27,6 @@ def p_y(target_logit, other_logit, classes):
     return 1.0 / (1.0 + (classes - 1) * math.exp(other_logit - target_logit))
 
 
-def degrees(radians):
-    return math.degrees(radians)
-
-
 @pytest.mark.parametrize("text", [EN, KO], ids=["en", "ko"])
 def test_the_page_still_states_these_numbers(text):
     # if a sentence changes, the test below that guards it must change with it
@@ -49,7 +45,7 @@ def test_a_scale_for_the_number_of_classes():
 
 def test_arcface_fallback_angle():
     # "the curve of panel 1 steps down at θ_y = π − m ≈ 151°"
-    assert round(degrees(math.pi - 0.5)) == 151
+    assert round(math.degrees(math.pi - 0.5)) == 151
 
 
 def test_sphereface_gradient_zeros_and_the_blend():
@@ -68,9 +64,9 @@ def test_sphereface_gradient_zeros_and_the_blend():
 def test_combined_margin_continuation_angles():
     # "φ passes π at θ_y = π − 0.3 ≈ 162.8° ... Raise m₁ to 2 and φ passes π as early as θ_y ≈ 81.4°, and the dotted
     # curve climbs all the way back to 1 − m₃ = 0.8 at θ_y ≈ 171.4°"
-    assert round(degrees(math.pi - 0.3), 1) == 162.8
-    assert round(degrees((math.pi - 0.3) / 2), 1) == 81.4
-    assert round(degrees((2 * math.pi - 0.3) / 2), 1) == 171.4  # cos φ = 1 again at φ = 2π
+    assert round(math.degrees(math.pi - 0.3), 1) == 162.8
+    assert round(math.degrees((math.pi - 0.3) / 2), 1) == 81.4
+    assert round(math.degrees((2 * math.pi - 0.3) / 2), 1) == 171.4  # cos φ = 1 again at φ = 2π
     assert math.cos(2 * ((2 * math.pi - 0.3) / 2) + 0.3) - 0.2 == pytest.approx(0.8)
 
 
@@ -103,14 +99,14 @@ def test_adaface_norm_moves_the_margin_and_the_gradient_peak():
     assert round(m * high, 2) == 0.27 and round(m * (1 + high), 2) == 0.67
     assert round(adaface_gradient_peak(10)) == 75
     assert round(adaface_gradient_peak(30)) == 105
-    assert round(degrees(m * high), 1) == 15.3  # θ_y − m·ẑ < ε below this angle
+    assert round(math.degrees(m * high), 1) == 15.3  # θ_y − m·ẑ < ε below this angle
 
 
 def test_adaface_cosine_clip_at_the_default_norm():
     # "apart from the cosine clip (the flat stretches below 2.6° and above 177.4°)"
     eps = ADAFACE["eps"]
-    assert round(degrees(math.acos(1 - eps)), 1) == 2.6
-    assert round(degrees(math.acos(-1 + eps)), 1) == 177.4
+    assert round(math.degrees(math.acos(1 - eps)), 1) == 2.6
+    assert round(math.degrees(math.acos(-1 + eps)), 1) == 177.4
 
 
 def test_curricularface_t_turns_hard_negatives_harder():

@@ -3,6 +3,7 @@
 The file list is globbed when pytest collects, so snippets added later are covered without editing this file.
 """
 
+import math
 import os
 import re
 import subprocess
@@ -34,6 +35,11 @@ def test_snippet_runs_as_a_script(script):
     assert not re.search(r"\b(nan|inf)\b", result.stdout, flags=re.IGNORECASE), f"{script} printed nan/inf"
     if script.endswith("/margins.py"):
         check_quick_start(script, result.stdout)
+        check_sphereface_lambda_blend(script, result.stdout)
+    if script.endswith("/subcenter.py"):
+        # The `clean_one_class` section builds class 2 from six images near its sub-center 1 and two pointing the
+        # opposite way: the cleaning call must pick sub-center 1 and drop exactly images 6 and 7.
+        assert "class 2: dominant sub-center 1, images to drop [6, 7]" in result.stdout, result.stdout[-1500:]
 
 
 def check_quick_start(script, stdout):
@@ -46,3 +52,29 @@ def check_quick_start(script, stdout):
         float, re.search(r"mean cosine: same class (-?[0-9.]+), different classes (-?[0-9.]+)", stdout).groups()
     )
     assert same > 0.9 and abs(different) < 0.1, f"{script}: same-class {same}, different-class {different}"
+
+
+def check_sphereface_lambda_blend(script, stdout):
+    """SphereFace's page shows the `sphereface_lambda_blend` section of margins.py: its target logits / s must be the
+    Caffe blend (λ cos θ + ψ(θ)) / (1 + λ), with λ = max(5, 1000 / (1 + 0.12·iteration)) and
+    ψ(θ) = (-1)^k cos(4θ) - 2k, k = ⌊4θ/π⌋, computed here in float64 for the section's target cosines 0.5 and -0.95."""
+    found = re.findall(
+        r"^iteration +(\d+): lambda +([0-9.]+), target logits / s \['(-?[0-9.]+)', '(-?[0-9.]+)'\]$",
+        stdout,
+        flags=re.MULTILINE,
+    )
+    assert [int(row[0]) for row in found] == [0, 1000, 100000], f"{script}: blend lines missing:\n{stdout[-1500:]}"
+    for iteration, lam, *targets in found:
+        expected_lam = max(5.0, 1000.0 / (1 + 0.12 * int(iteration)))
+        assert abs(float(lam) - expected_lam) < 1e-3, f"{script}: λ {lam} at iteration {iteration}"
+        for cosine, shown in zip((0.5, -0.95), targets, strict=True):
+            theta = math.acos(cosine)
+            k = math.floor(4 * theta / math.pi)
+            psi = (-1) ** k * math.cos(4 * theta) - 2 * k
+            blend = (expected_lam * cosine + psi) / (1 + expected_lam)
+            assert abs(float(shown) - blend) < 6e-5, (
+                f"{script}: iteration {iteration}, cos {cosine}: {shown} vs {blend}"
+            )
+            for lang in ("ko", "en"):  # the #lambda-blend section quotes every printed value
+                page = (ROOT / "docs" / lang / "sphereface.md").read_text(encoding="utf-8")
+                assert shown.replace("-", "−") in page, f"docs/{lang}/sphereface.md does not state {shown}"

@@ -106,3 +106,33 @@ def test_checker_rejects(broken, expected):
 def test_checker_ignores_headings_inside_code_blocks():
     fenced = GOOD.replace("## T { #code }", "```markdown\n## T { #code }\n```")
     assert template_problems(fenced) == ["#code appears 0 times as a section"]
+
+
+LISTING = re.compile(r"^(?P<indent> *)```(?P<lang>[a-z]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S)
+
+
+def untested_code_blocks(text: str):
+    """Fenced blocks other than shell commands whose body is anything but `--8<--` includes (the home page's
+    promise: every listing is included from a file CI runs; shell commands are the one exception)."""
+    return [
+        m.group("body").strip().splitlines()[0]
+        for m in LISTING.finditer(text)
+        if m.group("lang") not in ("bash", "sh", "console")
+        and any(line.strip() and not line.strip().startswith("--8<--") for line in m.group("body").splitlines())
+    ]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_code_listing_is_included_from_a_file(lang):
+    found = {
+        page.name: blocks
+        for page in sorted((DOCS / lang).glob("*.md"))
+        if (blocks := untested_code_blocks(page.read_text(encoding="utf-8")))
+    }
+    assert not found, f"code typed into the page, not included from snippets/ (move it into a tested section): {found}"
+
+
+def test_the_listing_check_sees_a_typed_block():
+    typed = 'Text.\n\n    ```python\n    x = f(1)\n    ```\n\n```python title="a.py"\n--8<-- "snippets/a.py:b"\n```\n'
+    assert untested_code_blocks(typed) == ["x = f(1)"]
+    assert untested_code_blocks("```bash\nmake test\n```\n") == []

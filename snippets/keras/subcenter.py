@@ -218,3 +218,25 @@ if __name__ == "__main__":
     layer, loss_fn = SubCenterCosineClassifier(4, 3, num_subcenters=2), SubCenterArcFaceLoss(num_subcenters=2)
     loss = loss_fn(labels, layer(keras.random.normal((2, 4))))
     print("SubCenterArcFaceLoss(Q=2) on a random batch of two:", round(float(ops.convert_to_numpy(loss)), 4))
+
+    # --8<-- [start:clean_one_class]
+    # Cleaning one class j: the cosines between its n_j images and its own Q sub-centers only (columns
+    # j·Q .. j·Q + Q - 1 of classifier.kernel, [D, C·Q]), with label 0 for every image. In a real run, classifier is
+    # the trained SubCenterCosineClassifier and emb_j holds the embeddings of all of class j's images; here six images
+    # lie near sub-center 1 of class 2 and two point the other way, as mislabeled images would.
+    keras.utils.set_random_seed(0)
+    Q, j = 3, 2
+    classifier = SubCenterCosineClassifier(embedding_size=8, num_classes=5, num_subcenters=Q)
+    classifier.build((None, 8))
+    kernel_j = ops.convert_to_numpy(classifier.kernel)[:, j * Q : (j + 1) * Q]  # [D, Q]
+    kernel_j = kernel_j / np.linalg.norm(kernel_j, axis=0, keepdims=True)
+    rng = np.random.default_rng(0)
+    emb_j = np.concatenate(
+        [kernel_j[:, 1] + 0.3 * rng.normal(size=(6, 8)), -kernel_j[:, 1] + 0.3 * rng.normal(size=(2, 8))]
+    )
+
+    cos_j = (emb_j / np.linalg.norm(emb_j, axis=1, keepdims=True)) @ kernel_j  # [n_j, Q]
+    dominant, outliers = subcenter_outliers(cos_j, np.zeros(len(emb_j), dtype="int64"), num_subcenters=Q)
+    dropped = np.flatnonzero(ops.convert_to_numpy(outliers)).tolist()
+    print(f"class {j}: dominant sub-center {int(ops.convert_to_numpy(dominant)[0])}, images to drop {dropped}")
+    # --8<-- [end:clean_one_class]

@@ -247,7 +247,7 @@ if __name__ == "__main__":
 
     # --8<-- [start:quick_start]
     # Quick start: a backbone, then a CosineClassifier and MarginLoss, on a toy problem of 100 classes with four
-    # noisy 32-D points each. Pick s by the number of classes: the defaults (s = 64) are meant for 10^4 classes
+    # noisy 32-D points each. Pick s by the number of classes: ArcFace's default s = 64 is meant for 10^4 classes
     # and more; up to a few thousand, start from the AdaCos value sqrt(2)·ln(C - 1), here 6.5.
     torch.manual_seed(0)
     num_classes, embedding_size = 100, 16
@@ -274,3 +274,16 @@ if __name__ == "__main__":
     same_pairs = similarity[same & ~torch.eye(len(targets), dtype=torch.bool)]  # not a point with itself
     print(f"mean cosine: same class {same_pairs.mean():.2f}, different classes {similarity[~same].mean():.2f}")
     # --8<-- [end:quick_start]
+
+    # --8<-- [start:sphereface_lambda_blend]
+    # SphereFace's λ blend belongs in the training loop: λ falls with the iteration count, so it is not part of the
+    # loss function. Two samples whose target cosines are 0.5 and -0.95 (the worked-example table), s = 30, m = 4.
+    cosine = torch.tensor([[0.5, 0.1], [0.3, -0.95]])
+    labels = torch.tensor([0, 1])
+    s, m = 30.0, 4
+    for iteration in (0, 1_000, 100_000):
+        lam = max(5.0, 1000.0 / (1 + 0.12 * iteration))  # the official Caffe code's λ schedule (λ_min = 5)
+        logits = (lam * normface_logits(cosine, labels, s) + sphereface_logits(cosine, labels, s, m)) / (1 + lam)
+        target = logits[torch.arange(len(labels)), labels] / s
+        print(f"iteration {iteration:6d}: lambda {lam:8.3f}, target logits / s", [f"{t:.4f}" for t in target.tolist()])
+    # --8<-- [end:sphereface_lambda_blend]

@@ -160,3 +160,19 @@ if __name__ == "__main__":
     classifier, loss_fn = SubCenterCosineClassifier(4, 3, num_subcenters=2), SubCenterArcFaceLoss(num_subcenters=2)
     loss = loss_fn(classifier(torch.randn(2, 4)), labels).item()
     print("SubCenterArcFaceLoss(Q=2) on an untrained classifier, a random batch of two:", round(loss, 4))
+
+    # --8<-- [start:clean_one_class]
+    # Cleaning one class j: the cosines between its n_j images and its own Q sub-centers only (rows j·Q .. j·Q + Q - 1
+    # of classifier.weight, [C·Q, D]), with label 0 for every image. In a real run, classifier is the trained
+    # SubCenterCosineClassifier and emb_j holds the embeddings of all of class j's images; here six images lie near
+    # sub-center 1 of class 2 and two point the other way, as mislabeled images would.
+    torch.manual_seed(0)
+    Q, j = 3, 2
+    classifier = SubCenterCosineClassifier(embedding_size=8, num_classes=5, num_subcenters=Q)
+    center = F.normalize(classifier.weight[j * Q + 1].detach(), dim=0)
+    emb_j = torch.cat([center + 0.3 * torch.randn(6, 8), -center + 0.3 * torch.randn(2, 8)])  # [n_j, D]
+
+    cos_j = F.normalize(emb_j, dim=1) @ F.normalize(classifier.weight[j * Q : (j + 1) * Q], dim=1).T  # [n_j, Q]
+    dominant, outliers = subcenter_outliers(cos_j, torch.zeros(len(emb_j), dtype=torch.long), num_subcenters=Q)
+    print(f"class {j}: dominant sub-center {dominant[0].item()}, images to drop {outliers.nonzero()[:, 0].tolist()}")
+    # --8<-- [end:clean_one_class]
