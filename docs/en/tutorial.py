@@ -19,7 +19,7 @@
 # recognition, where a system must decide whether two photos of a stranger show the same person.
 #
 # - Data: the 1,797 8×8 images of `load_digits`, bundled with scikit-learn, so nothing is downloaded for them. The
-#   internet is needed only outside the repository (in Colab, say), to fetch the one file `margins.py` the first time.
+#   internet connection is needed only outside the repository (in Colab, say), to fetch `margins.py` the first time.
 # - Running time: at most a little over a minute on a 2-core CPU.
 # - The result, up front: with only six training classes, raw pixels verify unseen digits better than the trained
 #   embeddings. The notebook measures this at the end; the Hangul syllable study in the
@@ -209,7 +209,7 @@ print(f"closed-set test accuracy: {accuracy:.3f}")
 # closed-set accuracy is about 0.99.
 #
 # Separating the six training digits this well does not mean the model separates unseen digits well; that is measured
-# [further down](#verification). The next cell plots the loss per epoch.
+# [further down](#verification). The next cell plots the loss per epoch on a log scale.
 
 # %%
 import matplotlib.pyplot as plt
@@ -218,6 +218,7 @@ fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(range(1, len(arcface_history) + 1), arcface_history, marker=".")
 ax.set_xlabel("epoch")
 ax.set_ylabel("ArcFace loss")
+ax.set_yscale("log")  # from about 6 down to about 0.001: a linear axis would show only the first two epochs
 ax.grid(alpha=0.3)
 plt.show()
 
@@ -289,8 +290,8 @@ plt.show()
 # The cell's `tar_at` and `eer_of` apply the rules of the experiments' code,
 # [`verification_metrics`](../evaluation/#tar-at-far), to the points that scikit-learn's `roc_curve` returns: `tar_at`
 # reads the last point whose FAR is within the target (the one with the highest TAR), and `eer_of` returns
-# $(\text{FAR} + \text{FRR})/2$ at the point where the two are closest. Run on the four embeddings of this notebook,
-# both give the same numbers to the three decimals printed.
+# $(\text{FAR} + \text{FRR})/2$ at the point where the two are closest. On the four embeddings of this notebook, these
+# two functions and `verification_metrics` agree to the three decimals printed.
 
 # %%
 from sklearn.metrics import roc_curve
@@ -413,4 +414,4 @@ plt.show()
 # - Change the embedding size of the 2-D model `tiny` from 2 to 3 to see the distribution on the unit sphere. In the
 #   plotting cell, make the axes with `ax = plt.figure(figsize=(5, 5)).add_subplot(projection="3d")`, delete the
 #   `ax.add_patch(...)` line that draws the circle, and give the center segments a third coordinate,
-#   `[0, centers[c, 2]]`; the scatter call takes the three coordinates as it is.
+#   `[0, centers[c, 2]]`; the scatter call already passes all three coordinates and needs no change.
