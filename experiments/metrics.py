@@ -1,4 +1,4 @@
-"""Scores the pages do not show: distance histograms, a 2-D PCA, nearest-centroid accuracy, nearest neighbors.
+"""Scores whose code the pages leave out: distance histograms, a 2-D PCA, nearest-centroid accuracy, nearest neighbors.
 
 The verification metrics the Experiments page shows live in snippets/experiments/verification.py.
 """

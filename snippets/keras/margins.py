@@ -318,7 +318,8 @@ if __name__ == "__main__":
     # --8<-- [start:quick_start]
     # Quick start: a backbone ending in a CosineClassifier, compiled with MarginLoss, on a toy problem of 100 classes
     # with four noisy 32-D points each. Pick s by the number of classes: ArcFace's default s = 64 is meant for 10^4
-    # classes and more; up to a few thousand, start from the AdaCos value sqrt(2)·ln(C - 1), here 6.5.
+    # classes and more; from a few dozen to a few thousand, start from the AdaCos value sqrt(2)·ln(C - 1), here
+    # 6.5 (around ten classes, several times it).
     keras.utils.set_random_seed(0)
     num_classes, embedding_size = 100, 16
     backbone = keras.Sequential(
