@@ -175,6 +175,7 @@ COMMON = {
     "batch_hard_triplet_loss": f"result = batch_hard_triplet_loss(T({E9}), L([0, 0, 1, 1]), 0.05)",
     "batch_all_triplet_loss": f"result = batch_all_triplet_loss(T({E9}), L([0, 0, 1, 1]), 0.05)",
     "pk_batches": "result = pk_batches(L([0, 0, 0, 1, 1, 2, 2, 2]), p=2, k=2, seed=0)",
+    "contrastive_loss": "result = contrastive_loss(T([[0.0, 0.0], [0.3, 0.0], [1.2, 0.0]]), L([0, 0, 1]), margin=1.0)",
 }
 # model_parallel.py and chunked_loss.py take any `*_logits` function: a CosFace-like one written here (nothing of the
 # repository is importable in the subprocess). AllGather and agree_on_inputs need a process group: a one-process gloo
