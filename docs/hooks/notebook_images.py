@@ -7,6 +7,11 @@ to assets/images/inline/<sha256 of the pixels>.webp in the build and points the 
 height (no layout shift), `loading="lazy"` and `decoding="async"`. Identical plots share one file, across pages
 and (through docs/hooks/shared_assets.py) across languages. Tiny images (under MIN_BYTES) stay inline.
 
+nbconvert gives every plot the same alt text, "No description has been provided for this image", which a screen
+reader reads aloud. The tutorial's markdown cell before each plotting cell ends with `<!-- alt: … -->`, in the
+page's language; this hook moves that text into the next such image and drops the comment. A notebook plot
+without one fails the build with the page named, so a new plot cannot ship with the placeholder.
+
 It also drops nbconvert's Mermaid loader from a page without a Mermaid diagram (a script the page does not need,
 which would import Mermaid from a CDN if it ever ran).
 """
@@ -26,6 +31,8 @@ FOLDER = "assets/images/inline"
 MIN_BYTES = 2048
 MERMAID_LOADER = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid(?:(?!</script>).)*</script>', re.S)
 IMG = re.compile(r"<img\b[^>]*>", re.I)
+PLACEHOLDER_ALT = 'alt="No description has been provided for this image"'
+ALT_OR_IMG = re.compile(r"<!--\s*alt:\s*(?P<alt>.*?)\s*-->|(?P<img><img\b[^>]*>)", re.I | re.S)
 DATA_SRC = re.compile(r'\ssrc="data:image/(?:png|jpeg|gif|webp);base64,([A-Za-z0-9+/=\s]+)"', re.I)
 
 
@@ -40,8 +47,34 @@ def _convert(raw: bytes, where: str) -> tuple[bytes, tuple[int, int]]:
         raise PluginError(f"{where}: an inline image could not be decoded: {error}") from error
 
 
+def _alt_texts(html: str, where: str) -> str:
+    """Give each placeholder-alt image the text of the `<!-- alt: … -->` comment before it; drop the comments."""
+    pending = []
+
+    def replace(match):
+        if match.group("alt") is not None:
+            pending.append(" ".join(match.group("alt").split()).replace('"', "&quot;"))
+            return ""
+        tag = match.group("img")
+        if PLACEHOLDER_ALT not in tag:
+            return tag
+        if not pending:
+            raise PluginError(
+                f"{where}: a notebook plot has nbconvert's placeholder alt text; end the markdown cell before its "
+                "code cell with <!-- alt: what the plot shows -->"
+            )
+        return tag.replace(PLACEHOLDER_ALT, f'alt="{pending.pop(0)}"')
+
+    html = ALT_OR_IMG.sub(replace, html)
+    if pending:
+        raise PluginError(f"{where}: <!-- alt: {pending[0][:40]}… --> is followed by no notebook plot")
+    return html
+
+
 def on_page_content(html, page, config, files):
     written = {}
+    if PLACEHOLDER_ALT in html or "<!-- alt:" in html:
+        html = _alt_texts(html, page.file.src_uri)
 
     def replace(match):
         tag = match.group(0)
