@@ -7,6 +7,7 @@ when they were written; a change that breaks one has changed what the page says,
 """
 
 import json
+import math
 import re
 import sys
 
@@ -251,6 +252,7 @@ CITED = {
     "paired:normface - softmax:max": ("paired", "normface - softmax", "max"),
     **{f"study:margin:cosface:{m:g}": ("study", "margin", "cosface", m) for m in (0.2, 0.35, 0.5)},
     **{f"study:margin:arcface:{m:g}": ("study", "margin", "arcface", m) for m in (0.3, 0.5, 0.7)},
+    "study:scale:arcface:10.3": ("study", "scale", "arcface", math.sqrt(2) * math.log(1500 - 1)),  # the AdaCos s̃
     "study:scale:arcface:32": ("study", "scale", "arcface", 32.0),
     "study:scale:arcface:64": ("study", "scale", "arcface", 64.0),
     **{f"study:classes:{m}:50": ("study", "classes", m, 50.0) for m in ("normface", "arcface", "softmax")},

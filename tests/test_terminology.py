@@ -161,12 +161,22 @@ def violations(path: Path) -> list[str]:
     lang = path.parent.name
     rel = path.relative_to(ROOT).as_posix()
     rules, symbols, skip, found = terminology(lang), notation(lang), glossary_table_lines(path), []
+    previous = None  # (number, prose) of the line before, while the paragraph goes on
     for number, prose, math in split_prose(path):
         if number in skip:
+            previous = None
             continue
         for variant, preferred, pattern in rules:
             if pattern.search(prose):
                 found.append(f"{rel}:{number}: '{variant}' -> use '{preferred}'")
+            elif previous and " " in variant:  # a two-word variant the source wraps onto two lines
+                tail = previous[1].rstrip()
+                joined = f"{tail} {prose.lstrip()}"
+                if any(m.start() < len(tail) < m.end() for m in pattern.finditer(joined)):
+                    found.append(
+                        f"{rel}:{previous[0]}-{number}: '{variant}' (across a line break) -> use '{preferred}'"
+                    )
+        previous = (number, prose) if prose.strip() else None
         for variant, preferred in symbols:
             if variant in math:
                 found.append(f"{rel}:{number}: math '{variant}' -> use {preferred}")
