@@ -30,6 +30,7 @@ ka = load_snippet("keras/adaface.py")
 kc = load_snippet("keras/curricularface.py")
 ks = load_snippet("keras/subcenter.py")
 kt = load_snippet("keras/triplet.py")
+kco = load_snippet("keras/contrastive.py")
 RTOL = 1e-12
 
 
@@ -162,3 +163,17 @@ def test_triplet_distances_and_losses_in_float64():
     d_an = np.array([distance(a, n) for a, n in zip(anchor, negative, strict=True)])
     got = kt.triplet_loss(anchor, positive, negative, margin=0.5)
     assert_float64_close(got, np.mean(np.maximum(0.0, d_ap - d_an + 0.5)))
+
+
+def test_contrastive_loss_in_float64_matches_a_loop_over_the_pairs():
+    rng = np.random.default_rng(5)
+    x, labels = 0.4 * rng.normal(size=(9, 4)), np.repeat(np.arange(3), 3)
+    losses = [
+        0.5 * d**2 if labels[i] == labels[j] else 0.5 * max(0.0, 1.0 - d) ** 2
+        for i in range(len(x))
+        for j in range(i + 1, len(x))
+        for d in [float(np.linalg.norm(x[i] - x[j]))]
+    ]
+    assert_float64_close(kco.contrastive_loss(x, labels, 1.0), np.mean(losses))
+    line = np.array([[0.0, 0.0], [0.3, 0.0], [1.2, 0.0]])  # the metric-learning page's worked example
+    assert_float64_close(kco.contrastive_loss(line, np.array([0, 0, 1]), 1.0), (0.045 + 0.005) / 3)
