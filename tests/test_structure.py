@@ -136,3 +136,15 @@ def test_the_listing_check_sees_a_typed_block():
     typed = 'Text.\n\n    ```python\n    x = f(1)\n    ```\n\n```python title="a.py"\n--8<-- "snippets/a.py:b"\n```\n'
     assert untested_code_blocks(typed) == ["x = f(1)"]
     assert untested_code_blocks("```bash\nmake test\n```\n") == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_included_table_is_followed_by_a_blank_line(lang):
+    """A paragraph right after an included .md table becomes one more (one-cell) row of that table."""
+    glued = []
+    for page in sorted((DOCS / lang).glob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, (line, after) in enumerate(zip(lines, lines[1:]), 1):
+            if re.match(r'^\s*--8<-- "[^"]+\.md"\s*$', line) and after.strip():
+                glued.append(f"{page.name}:{number + 1}: {after[:60]}")
+    assert not glued, f"put a blank line after the include: {glued}"
