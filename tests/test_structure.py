@@ -144,7 +144,7 @@ def test_an_included_table_is_followed_by_a_blank_line(lang):
     glued = []
     for page in sorted((DOCS / lang).glob("*.md")):
         lines = page.read_text(encoding="utf-8").splitlines()
-        for number, (line, after) in enumerate(zip(lines, lines[1:]), 1):
+        for number, (line, after) in enumerate(zip(lines, lines[1:], strict=False), 1):
             if re.match(r'^\s*--8<-- "[^"]+\.md"\s*$', line) and after.strip():
                 glued.append(f"{page.name}:{number + 1}: {after[:60]}")
     assert not glued, f"put a blank line after the include: {glued}"
