@@ -36,6 +36,16 @@ def test_snippet_runs_as_a_script(script):
     if script.endswith("/margins.py"):
         check_quick_start(script, result.stdout)
         check_sphereface_lambda_blend(script, result.stdout)
+    if script.endswith("/contrastive.py"):
+        # which-loss#no-labels shows the `given_pairs` section: ½d² for the similar pair at 0.3, ½(1 - d)² for the
+        # dissimilar one at 0.3, 0 for the dissimilar one at 1.2 (beyond the margin 1), and their mean.
+        expected = [0.5 * 0.3**2, 0.5 * (1 - 0.3) ** 2, 0.0]
+        found = re.search(r"^given pairs: \[([^\]]*)\] mean ([0-9.]+)$", result.stdout, flags=re.MULTILINE)
+        assert found, f"{script}: the given-pairs line is missing:\n{result.stdout[-1500:]}"
+        values = [float(v) for v in found.group(1).split(",")]
+        assert values == pytest.approx(expected, abs=2e-6) and float(found.group(2)) == pytest.approx(
+            sum(expected) / 3, abs=2e-6
+        ), f"{script}: {found.group(0)}"
     if script.endswith("/subcenter.py"):
         # The `clean_one_class` section builds class 2 from six images near its sub-center 1 and two pointing the
         # opposite way: the cleaning call must pick sub-center 1 and drop exactly images 6 and 7.

@@ -99,3 +99,23 @@ if __name__ == "__main__":
     # All three, labels [0, 0, 1]: pairs (0, 1) similar at 0.3, (0, 2) dissimilar at 1.2, (1, 2) dissimilar at 0.9:
     # (0.045 + 0 + ½·0.1²) / 3 = (0.045 + 0.005) / 3 = 0.016667.
     show("all three, labels [0, 0, 1]:", x, [0, 0, 1])
+
+    # --8<-- [start:given_pairs]
+    # No class labels, only given pairs: row k of `first` and `second` is pair k, and same[k] says whether it is a
+    # similar pair. The same formula, pair by pair, then the mean (normalize the embeddings first for the unit sphere).
+    first = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], "float32")
+    second = np.array([[0.3, 0.0], [0.3, 0.0], [1.2, 0.0]], "float32")
+    same = np.array([True, False, False])
+    margin = 1.0
+    squared = ops.sum((first - second) ** 2, axis=1)  # [N] squared distances of the given pairs
+    distance = ops.sqrt(ops.where(squared >= 1e-12, squared, 1e-12))  # clamped: a zero distance would give inf
+    pair_losses = ops.where(same, 0.5 * squared, 0.5 * ops.relu(margin - distance) ** 2)
+    values = ops.convert_to_numpy(pair_losses).tolist()
+    print(
+        "given pairs:",
+        [round(v, 6) for v in values],
+        "mean",
+        round(float(ops.convert_to_numpy(ops.mean(pair_losses))), 6),
+    )
+    # By hand: 0.045, 0.245 and 0, the three numbers above; their mean is 0.096667.
+    # --8<-- [end:given_pairs]

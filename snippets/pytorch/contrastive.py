@@ -83,3 +83,17 @@ if __name__ == "__main__":
     print("gradient:", x.grad.numpy().round(6).tolist())
     # By hand: dℓ/dx for (0, 1) is ±0.3 along the line, for (1, 2) -(m - d) = -0.1 pushing them apart; / 3 pairs:
     # x0: -0.1, x1: (0.3 + 0.1) / 3 = 0.133333, x2: -0.1 / 3 = -0.033333 (first coordinate; the second is 0).
+
+    # --8<-- [start:given_pairs]
+    # No class labels, only given pairs: row k of `first` and `second` is pair k, and same[k] says whether it is a
+    # similar pair. The same formula, pair by pair, then the mean (normalize the embeddings first for the unit sphere).
+    first = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    second = torch.tensor([[0.3, 0.0], [0.3, 0.0], [1.2, 0.0]])
+    same = torch.tensor([True, False, False])
+    margin = 1.0
+    squared = ((first - second) ** 2).sum(dim=1)  # [N] squared distances of the given pairs
+    distance = squared.clamp(min=1e-12).sqrt()  # clamped: a zero distance would give an infinite gradient
+    pair_losses = torch.where(same, 0.5 * squared, 0.5 * F.relu(margin - distance) ** 2)
+    print("given pairs:", [round(v, 6) for v in pair_losses.tolist()], "mean", round(pair_losses.mean().item(), 6))
+    # By hand: 0.045, 0.245 and 0, the three numbers above; their mean is 0.096667.
+    # --8<-- [end:given_pairs]
