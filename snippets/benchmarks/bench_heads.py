@@ -198,7 +198,7 @@ TEXT = {  # the tables' words in both languages; numbers and units are the same
         "heads caption": "B = {B}, D = {D}, s = {s:g}, m = {m} rad; forward + backward, median of n repetitions (ms).",
         "pfc caption": "Partial FC (ArcFace): B = {B}, D = {D}; step = sampling + forward + backward, median of n "
         "(ms); peak extra memory = peak resident size during the steps − resident size before them (MiB).",
-        "pfc columns": "| C | r | sampled centers | n | step | speed-up vs r = 1 | peak extra memory |",
+        "pfc columns": "| C | r | sampled centers | n | step | speed-up vs. r = 1 | peak extra memory |",
     },
     "ko": {
         "heads caption": "B = {B}, D = {D}, s = {s:g}, m = {m} 라디안; 순전파 + 역전파, n회 반복의 중앙값(ms).",
