@@ -335,6 +335,17 @@ def test_search_index_holds_no_collapsed_code(built_site, lang):
     assert "<!--lazy-code" not in (built_site / "arcface/index.html").read_text("utf-8"), "a placeholder was left"
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_search_splits_words_at_punctuation(built_site, lang):
+    # Both FAQs say the index splits words at spaces, hyphens and punctuation. mkdocs.en.yml inherits the separator
+    # of mkdocs.yml; Material's English default, [\s\-]+, would index "(normalized" and '"center"' with the marks in
+    # front, so a search for the stem would miss every word written after an opening parenthesis or quotation mark.
+    index = json.loads((built_site / ("" if lang == "ko" else "en") / "search/search_index.json").read_text("utf-8"))
+    separator = index["config"]["separator"]
+    words = [w for w in re.split(separator, 'the (normalized) "center", d/2; m: 0.5!') if w]
+    assert words == ["the", "normalized", "center", "d", "2", "m", "0", "5"], f"{separator!r} gives {words}"
+
+
 def test_pages_with_math_preload_the_katex_fonts_their_formulas_use(built_site):
     """docs/hooks/katex.py preloads KaTeX_Main (every formula) and KaTeX_Math (italic variables) where a page uses
     them: fonts found only after the first paint make the formulas change width and shift the text (issue 17)."""

@@ -20,7 +20,7 @@
 #
 # - Data: the 1,797 8×8 images of `load_digits`, bundled with scikit-learn, so nothing is downloaded for them. An
 #   internet connection is needed only outside the repository (in Colab, say), to fetch `margins.py` the first time.
-# - Running time: at most a little over a minute on a 2-core CPU.
+# - Running time: about a minute on a 2-core CPU.
 # - The result, up front: with only six training classes, raw pixels verify unseen digits better than the trained
 #   embeddings. The notebook measures this at the end; the Hangul syllable study in the
 #   [Experiments chapter](../experiments/#glyph-study) shows when margins pay off.
@@ -108,7 +108,7 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # classes: once the target starts to win, the softmax saturates at once and the training signal vanishes
 # ([why the scale s is needed](../angular-margins/#scale), [why the experiments use s = 16](../experiments/#scale)).
 # This notebook's setting was not tried with $s = 64$, but even with 1,500 classes, in the Hangul syllable study's
-# [scale comparison](../experiments/#glyph-studies), $s = 64$ fell far behind the AdaCos value $\tilde{s}$.
+# [scale comparison](../experiments/#glyph-studies) (one seed), $s = 64$ fell far behind the AdaCos value $\tilde{s}$.
 #
 # Three things differ from the digits study, all to keep the code short:
 #
@@ -230,10 +230,10 @@ plt.show()
 # <h2 id="embeddings-on-the-circle">Embeddings on the unit circle</h2>
 #
 # Train the same way with a 2-dimensional embedding and the normalized embeddings lie on the unit circle, so we can
-# plot them directly. A 2-dimensional embedding converges more slowly (its loss is still falling at epoch 20), so
-# apart from the embedding size the one change is more epochs: 25 instead of 20. The figure below shows the embeddings
-# of the 271 test images. What to look for is how closely the points of each digit gather on a short arc around their
-# normalized class center $\hat{\mathbf{W}}_j$ (the gray segment drawn from the origin).
+# plot them directly. A 2-dimensional embedding converges more slowly, so apart from the embedding size the one change
+# is more epochs: 25 instead of 20 (its loss is still creeping down after epoch 25). The figure below shows the
+# embeddings of the 271 test images. What to look for is how closely the points of each digit gather on a short arc
+# around their normalized class center $\hat{\mathbf{W}}_j$ (the gray segment drawn from the origin).
 #
 # Six classes are a tight fit on a circle. If the six centers split the circle evenly, neighboring centers are 60°
 # apart. A sample at an angle $\varphi$ from its own center, toward a neighbor, is $60° - \varphi$ from the
@@ -345,10 +345,10 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # <h2 id="compare-with-softmax">Against plain softmax and two baselines</h2>
 #
 # The same backbone is trained with a linear classifier (with bias, no normalization, no margin) and cross-entropy,
-# that is, a plain softmax (softmax in the table and the figure), and measured the same way. Next to it are two
-# baselines that learn nothing: the 64 raw pixels used as the embedding (pixels), and the ArcFace model at its initial
-# weights, before its first step (untrained). The cell prints the TAR@FAR and the EER of all four as a table and draws
-# their ROC curves in one figure (the baselines dotted).
+# that is, a plain softmax (labeled "softmax" in the table and the figure), and is measured the same way. Next to it are
+# two baselines that learn nothing: the 64 raw pixels used as the embedding (pixels), and the ArcFace model at its
+# initial weights, before its first step (untrained). The cell prints the TAR@FAR and the EER of all four as a table and
+# draws their ROC curves in one figure (the baselines dotted).
 #
 # The result first: of the two trained models, ArcFace is far better than softmax. But the raw pixels come out best,
 # and even the untrained network beats ArcFace on all three metrics (narrowly on the TAR at FAR $10^{-3}$).
@@ -366,7 +366,9 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # syllables up.
 #
 # <!-- alt: ROC curves of ArcFace, softmax, the raw pixels and the untrained network on the unseen digits 6–9: true
-# accept rate against false accept rate on a logarithmic axis, the two baselines dotted. -->
+# accept rate against false accept rate on a logarithmic axis, the two baselines dotted. Until the curves meet at the
+# right edge, where the false accept rate nears 1, they run from top to bottom: raw pixels, untrained network, ArcFace,
+# softmax. -->
 
 
 # %%
@@ -399,11 +401,11 @@ torch.manual_seed(0)
 untrained = ArcFaceModel(embedding_size=32, num_classes=6)  # baseline: the ArcFace network before its first step
 
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
-print("           TAR@FAR=1e-2  TAR@FAR=1e-3   EER")
+print("           TAR @ FAR=0.01  TAR @ FAR=0.001   EER")  # the labels of the cell above
 for name, model in [("pixels", Pixels()), ("untrained", untrained), ("softmax", softmax), ("ArcFace", arcface)]:
     far, tar, thresholds, _ = verification(model)
     tar2, tar3 = (tar_at(far, tar, thresholds, target)[0] for target in (1e-2, 1e-3))
-    print(f"{name:10s} {tar2:12.3f}  {tar3:12.3f}  {eer_of(far, tar):.3f}")
+    print(f"{name:10s} {tar2:14.3f}  {tar3:15.3f}  {eer_of(far, tar):.3f}")
     ax.plot(far, tar, label=name, ls=":" if name in ("pixels", "untrained") else "-")
 ax.set_xscale("log")
 ax.set_xlim(1e-4, 1)

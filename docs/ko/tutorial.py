@@ -20,7 +20,7 @@
 #
 # - 데이터: `load_digits`의 8×8 이미지 1,797장. scikit-learn에 들어 있어 내려받지 않습니다. 인터넷이 필요한 것은
 #   저장소 밖(Colab 등)에서 `margins.py` 한 파일을 처음 한 번 내려받을 때뿐입니다.
-# - 실행 시간: 2코어 CPU에서 길어야 1분 남짓입니다.
+# - 실행 시간: 2코어 CPU에서 1분 안팎입니다.
 # - 미리 밝혀 둘 결과: 학습 클래스가 여섯 개뿐인 이 데이터에서는, 처음 보는 숫자를 가리는 데 픽셀을 그대로 쓴 기준선이
 #   학습한 임베딩보다 낫습니다. 노트북 끝에서 직접 재 봅니다. 마진이 효과를 내는 조건은
 #   [실험 장의 한글 음절 실험](../experiments/#glyph-study)에 있습니다.
@@ -104,8 +104,8 @@ print(f"train {tuple(X_train.shape)}, test {tuple(X_test.shape)}, unseen {tuple(
 # 논문들이 쓴 $s = 64$는 클래스가 여섯 개뿐인 여기서는 십중팔구 지나치게 큽니다. 정답이 이기기 시작하면
 # 소프트맥스가 곧바로 포화해 학습 신호가 사라지기 때문입니다([스케일 s가 필요한 이유](../angular-margins/#scale),
 # [실험에서 s를 16으로 둔 이유](../experiments/#scale)). 이 노트북의 설정에서 $s = 64$를 시험해 보지는 않았지만,
-# 클래스가 1,500개인 한글 음절 실험의 [스케일 비교](../experiments/#glyph-studies)에서도 $s = 64$는 AdaCos 값
-# $\tilde{s}$보다 크게 뒤졌습니다.
+# 클래스가 1,500개인 한글 음절 실험의 [스케일 비교](../experiments/#glyph-studies)(시드 하나)에서도 $s = 64$는 AdaCos
+# 값 $\tilde{s}$보다 크게 뒤졌습니다.
 #
 # 숫자 실험과 다른 점은 셋이고, 모두 코드를 짧게 하려고 바꾼 것입니다.
 #
@@ -224,8 +224,8 @@ plt.show()
 # <h2 id="embeddings-on-the-circle">단위원 위의 임베딩</h2>
 #
 # 임베딩을 2차원으로 줄여 같은 방식으로 학습하면, 정규화된 임베딩이 단위원 위에 놓이므로 그대로 그릴 수 있습니다.
-# 2차원 임베딩은 수렴이 느려 20 에포크에서도 손실이 아직 내려가므로 에포크를 25로 늘립니다. 임베딩 크기와 에포크 수
-# 말고는 설정을 모두 그대로 둡니다. 아래 그림은 테스트 이미지 271장의 임베딩입니다. 볼 것은 각 숫자의 점이 정규화한
+# 2차원 임베딩은 수렴이 느려 에포크를 25로 늘립니다(25 에포크 뒤에도 손실은 조금씩 더 내려갑니다). 임베딩 크기와 에포크
+# 수 말고는 설정을 모두 그대로 둡니다. 아래 그림은 테스트 이미지 271장의 임베딩입니다. 볼 것은 각 숫자의 점이 정규화한
 # 자기 클래스 중심 $\hat{\mathbf{W}}_j$(원점에서 그은 회색 선분) 주위의 짧은 호(arc)에 얼마나 모이는지입니다.
 #
 # 원 위에 클래스 여섯 개를 넣으면 자리가 빠듯합니다. 중심 여섯 개가 원을 고르게 나누면 이웃한 중심은 60°
@@ -353,7 +353,9 @@ print(f"EER: {eer_of(far, tar):.3f}")
 # 앞섰습니다.
 #
 # <!-- alt: 처음 보는 숫자 6–9에서 ArcFace, 소프트맥스, 원시 픽셀, 학습하지 않은 네트워크의 ROC
-# 곡선. 가로축은 로그 눈금의 타인 수락률, 세로축은 본인 수락률이고, 두 기준선은 점선입니다. -->
+# 곡선. 가로축은 로그 눈금의 타인 수락률, 세로축은 본인 수락률이고, 두 기준선은 점선입니다. 타인 수락률이 1에 가까운
+# 오른쪽 끝에서 곡선들이 만나기 전까지는 위에서부터 원시 픽셀, 학습하지 않은 네트워크, ArcFace, 소프트맥스
+# 순입니다. -->
 
 
 # %%
@@ -386,11 +388,11 @@ torch.manual_seed(0)
 untrained = ArcFaceModel(embedding_size=32, num_classes=6)  # baseline: the ArcFace network before its first step
 
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
-print("           TAR@FAR=1e-2  TAR@FAR=1e-3   EER")
+print("           TAR @ FAR=0.01  TAR @ FAR=0.001   EER")  # the labels of the cell above
 for name, model in [("pixels", Pixels()), ("untrained", untrained), ("softmax", softmax), ("ArcFace", arcface)]:
     far, tar, thresholds, _ = verification(model)
     tar2, tar3 = (tar_at(far, tar, thresholds, target)[0] for target in (1e-2, 1e-3))
-    print(f"{name:10s} {tar2:12.3f}  {tar3:12.3f}  {eer_of(far, tar):.3f}")
+    print(f"{name:10s} {tar2:14.3f}  {tar3:15.3f}  {eer_of(far, tar):.3f}")
     ax.plot(far, tar, label=name, ls=":" if name in ("pixels", "untrained") else "-")
 ax.set_xscale("log")
 ax.set_xlim(1e-4, 1)
