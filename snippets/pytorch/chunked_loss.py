@@ -171,6 +171,8 @@ def chunked_margin_cross_entropy(
     re-indexed into the shard with -1 for targets held by another rank (model_parallel.py).
     lr: None, or a learning rate: backward then updates weight in place by plain SGD, chunk by chunk, and gives it
     no .grad (the C×D gradient is never held); weight must be a leaf tensor (the parameter, not a selection of it).
+    The step uses the gradient of whatever loss backward starts from: under fp16 loss scaling pass lr / scale
+    (GradScaler.get_scale()); learning-rate schedulers and gradient clipping never see weight.
     """
     if embeddings.dim() != 2 or not embeddings.is_floating_point():
         raise ValueError(f"embeddings must be a 2-D floating-point tensor [batch, D], got {tuple(embeddings.shape)}")
