@@ -99,9 +99,11 @@ def worker(spec_path):
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(1)
+    mp, margins, chunked = load("model_parallel"), load("margins"), load("chunked_loss")
+    if spec["mode"] == "built_early":  # the head is built before the process group exists: it must not train alone
+        early = mp.ModelParallelMarginLoss(DIM, NUM_CLASSES, margins.arcface_logits, s=64.0, m=0.5)
     dist.init_process_group("gloo", timeout=__import__("datetime").timedelta(seconds=LAUNCH_TIMEOUT_S))
     rank, world = dist.get_rank(), dist.get_world_size()
-    mp, margins, chunked = load("model_parallel"), load("margins"), load("chunked_loss")
     sizes = BATCH_SIZES[world]
     mine = slice(sum(sizes[:rank]), sum(sizes[: rank + 1]))
 
@@ -125,6 +127,16 @@ def worker(spec_path):
         return head, dtype
 
     results = {}
+    if spec["mode"] == "built_early":
+        embeddings, labels, _ = global_data(world, torch.float32)
+        try:
+            early(embeddings[mine], labels[mine])
+            results["built_early"] = "no error"
+        except ValueError as error:
+            results["built_early"] = str(error)
+        Path(spec["out"]).joinpath(f"rank{rank}.json").write_text(json.dumps(results))
+        dist.destroy_process_group()
+        return
     if spec["mode"] == "uncaught":  # bad input on one rank, nobody catches it: every rank must exit with it
         head, dtype = make_head(scenarios()[0][1])
         embeddings, labels, _ = global_data(world, dtype)
@@ -290,6 +302,16 @@ def test_an_uncaught_bad_input_on_one_rank_makes_every_rank_exit_in_time(tmp_pat
     assert all(code != 0 for code in codes), codes
     for text in stderr:
         assert f"ValueError: rank 1: labels must lie in [0, {NUM_CLASSES})" in text, text[-2000:]
+
+
+def test_a_head_built_before_the_process_group_raises_on_every_rank(tmp_path):
+    # Built before init_process_group, the head would hold all classes on every rank and train its own softmax there,
+    # silently; it must raise instead, on every rank, without a collective that could hang.
+    world = 2
+    codes, stderr, seconds = launch(world, tmp_path, mode="built_early")
+    assert codes == [0] * world, f"workers exited with {codes} after {seconds:.1f} s:\n" + "\n".join(stderr)[-4000:]
+    messages = [json.loads((tmp_path / f"rank{r}.json").read_text())["built_early"] for r in range(world)]
+    assert messages == ["the head was built before torch.distributed.init_process_group: build it after"] * world
 
 
 def test_without_a_process_group_the_head_is_the_single_process_softmax():

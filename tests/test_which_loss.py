@@ -261,8 +261,8 @@ def test_subcenter_varies_most_between_seeds_of_the_pytorch_methods(glyphs):
 
 
 def test_subcenter_closed_set_accuracy_is_within_a_point_of_the_other_normalized_heads(digits):
-    # subcenter.md: "In the digits study its closed-set accuracy was within a percentage point of the other
-    # normalized heads" (normalized heads: every head but softmax and SphereFace; the triplet loss has no head)
+    # subcenter.md: "In the digits study its closed-set accuracy was within a percentage point of every other head
+    # except softmax and SphereFace" (the triplet loss has no head)
     summary = digits["summary"]
     heads = [m for m in trained(summary) if m not in ("softmax", "sphereface", "triplet", "subcenter")]
     accuracy = {m: summary[m]["closed_set_accuracy"]["mean"] for m in (*heads, "subcenter")}

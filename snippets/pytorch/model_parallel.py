@@ -263,6 +263,9 @@ class ModelParallelMarginLoss(nn.Module):
         self.last_index = None  # global class ids used in the last step (all of the shard when not sampling)
 
     def forward(self, embeddings, labels):
+        if self.group is None and dist.is_initialized() and dist.get_world_size() > 1:
+            # Built before init_process_group: every rank would hold all C centers and train its own softmax.
+            raise ValueError("the head was built before torch.distributed.init_process_group: build it after")
         if self.group is None:  # one process: plain checks, no collectives
             sizes = agree_on_inputs_local(embeddings, labels, self.num_classes, self.embedding_size)
             gathered, all_labels = embeddings, labels.long()
