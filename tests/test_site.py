@@ -324,11 +324,15 @@ def test_collapsed_code_waits_in_a_template_and_is_the_file(built_site):
     assert whole_files >= 20, f"only {whole_files} whole-file blocks found: did their summary change?"
 
 
+def search_index_path(built_site, lang):
+    return built_site / ("" if lang == "ko" else "en") / "search/search_index.json"
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_search_index_holds_no_collapsed_code(built_site, lang):
     # A whole file's code (the body of a `def` that only its whole-file block shows) is not searchable text; the
     # section the page shows is. `_check_inputs` appears only in collapsed helper blocks and whole files.
-    index = json.loads((built_site / ("" if lang == "ko" else "en") / "search/search_index.json").read_text("utf-8"))
+    index = json.loads(search_index_path(built_site, lang).read_text("utf-8"))
     text = " ".join(doc["text"] for doc in index["docs"])
     assert "def _check_inputs" not in text, "collapsed code went into the search index"
     assert "arcface_logits" in text, "the sections a page shows should stay searchable"
@@ -340,7 +344,7 @@ def test_search_splits_words_at_punctuation(built_site, lang):
     # Both FAQs say the index splits words at spaces, hyphens and punctuation. mkdocs.en.yml inherits the separator
     # of mkdocs.yml; Material's English default, [\s\-]+, would index "(normalized" and '"center"' with the marks in
     # front, so a search for the stem would miss every word written after an opening parenthesis or quotation mark.
-    index = json.loads((built_site / ("" if lang == "ko" else "en") / "search/search_index.json").read_text("utf-8"))
+    index = json.loads(search_index_path(built_site, lang).read_text("utf-8"))
     separator = index["config"]["separator"]
     words = [w for w in re.split(separator, 'the (normalized) "center", d/2; m: 0.5!') if w]
     assert words == ["the", "normalized", "center", "d", "2", "m", "0", "5"], f"{separator!r} gives {words}"
@@ -376,7 +380,7 @@ MAX_SEARCH_INDEX = 1_200_000
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_search_index_holds_text_not_rendered_math(built_site, lang):
-    index = built_site / ("" if lang == "ko" else "en") / "search/search_index.json"
+    index = search_index_path(built_site, lang)
     text = index.read_text(encoding="utf-8")
     assert "katex-html" not in text and "katex-mathml" not in text, "KaTeX's rendered HTML went into the index"
     assert index.stat().st_size <= MAX_SEARCH_INDEX, f"search index is {index.stat().st_size:,} bytes"
